@@ -17,7 +17,7 @@ CREATE TABLE event_log (
     PRIMARY KEY (position),
     UNIQUE KEY uq_event_log_event_id (event_id),
     UNIQUE KEY uq_event_log_stream (stream_type, stream_id, stream_version)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- One row: the last assigned position. Every append transaction locks it first,
 -- which serialises appenders across processes and makes positions commit-ordered.
@@ -66,4 +66,4 @@ CREATE TABLE idempotency_keys (
     created_at       DATETIME(6) NOT NULL,
     PRIMARY KEY (user_id, idempotency_key),
     KEY ix_idempotency_keys_created_at (created_at)
-) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;

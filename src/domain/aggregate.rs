@@ -27,8 +27,30 @@ pub trait Aggregate: Send + Sync + 'static {
 
     /// Validates `command` against `state` and answers with the events it
     /// causes; an empty list means the command changes nothing.
-    fn decide(command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(
+        command: &Self::Command,
+        state: &Self::State,
+    ) -> Result<Vec<Self::Event>, DomainError>;
 
     /// Folds one event into the state.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
+
+    /// Directory entries `event` refers to, which must exist.
+    fn references(_event: &Self::Event) -> Vec<Reference> {
+        Vec::new()
+    }
+}
+
+/// Something an event refers to that must exist in the directory; checked
+/// after the aggregate's own rules, so a missing reference answers 422 last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    User {
+        field: &'static str,
+        id: super::UserId,
+    },
+    Posting {
+        field: &'static str,
+        id: super::PostingId,
+    },
 }

@@ -14,6 +14,6 @@ pub mod posting;
 pub mod user;
 pub mod values;
 
-pub use aggregate::{Aggregate, EventPayload};
+pub use aggregate::{Aggregate, EventPayload, Reference};
 pub use error::{DomainError, FieldError};
 pub use ids::{ConversationId, MessageId, PostingId, ReactionId, UserId};

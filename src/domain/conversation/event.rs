@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::values::{ConversationType, Emoji, MessageType, Role};
-use crate::domain::{ConversationId, EventPayload, MessageId, PostingId, ReactionId, UserId};
+use crate::domain::{
+    ConversationId, EventPayload, MessageId, PostingId, ReactionId, Reference, UserId,
+};
 
 /// A member of a conversation at its creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,21 +142,30 @@ impl EventPayload for ConversationEvent {
 }
 
 impl ConversationEvent {
-    /// Users the event refers to, which must exist in the directory.
-    pub fn referenced_users(&self) -> Vec<UserId> {
+    /// Users and postings the event refers to, which must exist in the directory.
+    pub fn references(&self) -> Vec<Reference> {
         use ConversationEvent::*;
         match self {
-            ConversationCreated { participants, .. } => participants.iter().map(|p| p.user_id).collect(),
-            ParticipantAdded { user_id, .. } => vec![*user_id],
+            ConversationCreated {
+                participants,
+                posting_id,
+                ..
+            } => participants
+                .iter()
+                .map(|p| Reference::User {
+                    field: "participant_ids",
+                    id: p.user_id,
+                })
+                .chain(posting_id.map(|id| Reference::Posting {
+                    field: "posting_id",
+                    id,
+                }))
+                .collect(),
+            ParticipantAdded { user_id, .. } => vec![Reference::User {
+                field: "user_id",
+                id: *user_id,
+            }],
             _ => Vec::new(),
-        }
-    }
-
-    /// The posting the event refers to, which must exist in the directory.
-    pub fn referenced_posting(&self) -> Option<PostingId> {
-        match self {
-            ConversationEvent::ConversationCreated { posting_id, .. } => *posting_id,
-            _ => None,
         }
     }
 

@@ -10,12 +10,12 @@ mod state;
 mod tests;
 
 pub use command::*;
-pub use decide::{decide, version_answering_noop};
+pub use decide::{decide, existing_reaction, version_answering_noop};
 pub use event::*;
 pub use evolve::evolve;
 pub use state::*;
 
-use super::{Aggregate, DomainError};
+use super::{Aggregate, DomainError, Reference};
 
 /// Marker type tying the conversation's command, event and state together.
 pub struct ConversationAggregate;
@@ -26,11 +26,18 @@ impl Aggregate for ConversationAggregate {
     type Event = ConversationEvent;
     type State = Conversation;
 
-    fn decide(command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, DomainError> {
+    fn decide(
+        command: &Self::Command,
+        state: &Self::State,
+    ) -> Result<Vec<Self::Event>, DomainError> {
         decide(command, state)
     }
 
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State {
         evolve(state, event)
+    }
+
+    fn references(event: &Self::Event) -> Vec<Reference> {
+        event.references()
     }
 }

@@ -39,7 +39,12 @@ pub struct Participant {
 
 impl Participant {
     pub fn new(role: Role) -> Self {
-        Self { role, is_muted: false, notifications_enabled: true, read_mark: None }
+        Self {
+            role,
+            is_muted: false,
+            notifications_enabled: true,
+            read_mark: None,
+        }
     }
 }
 
@@ -74,6 +79,9 @@ impl ConversationDetails {
     }
 
     pub fn owner(&self) -> Option<UserId> {
-        self.participants.iter().find(|(_, p)| p.role == Role::Owner).map(|(id, _)| *id)
+        self.participants
+            .iter()
+            .find(|(_, p)| p.role == Role::Owner)
+            .map(|(id, _)| *id)
     }
 }

@@ -1,0 +1,194 @@
+//! Events as the log stores them: an envelope around the aggregate's JSON data.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::EventPayload;
+
+/// Which stream an event belongs to: `conversation/<uuid>`, `user/<id>`, `posting/<uuid>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamRef {
+    pub stream_type: &'static str,
+    pub stream_id: String,
+}
+
+impl std::fmt::Display for StreamRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.stream_type, self.stream_id)
+    }
+}
+
+/// Who caused an event and in answer to what (stored as the `metadata` object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// The acting user; `None` for the system.
+    pub user_id: Option<i32>,
+    /// Ties together everything one request caused.
+    pub correlation_id: String,
+    /// The request (or event) that directly caused this event.
+    pub causation_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// An event ready to append: its data already serialised.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: &'static str,
+    pub schema_version: u16,
+    pub data: String,
+    pub metadata: String,
+}
+
+impl NewEvent {
+    /// Serialises a domain event (`{"type", "data"}`) into the log's columns.
+    pub fn from_payload<E: EventPayload>(
+        event: &E,
+        metadata: &EventMetadata,
+    ) -> Result<Self, serde_json::Error> {
+        let mut tagged = serde_json::to_value(event)?;
+        let data = tagged
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or(serde_json::Value::Object(Default::default()));
+        Ok(Self {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type(),
+            schema_version: event.schema_version(),
+            data: serde_json::to_string(&data)?,
+            metadata: serde_json::to_string(metadata)?,
+        })
+    }
+
+    /// Bytes this event adds to a batch, to keep a batch under the packet size.
+    pub fn size(&self) -> usize {
+        self.data.len() + self.metadata.len() + 200
+    }
+}
+
+/// An event read back from the log.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub position: u64,
+    pub event_id: String,
+    pub stream_type: String,
+    pub stream_id: String,
+    pub stream_version: u32,
+    pub event_type: String,
+    pub schema_version: u16,
+    pub data: String,
+    pub metadata: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// The event as one JSON object, the shape of an NDJSON line and of a
+    /// JetStream payload. `data` and `metadata` are written as stored.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(self.data.len() + self.metadata.len() + 256);
+        out.push_str("{\"position\":");
+        out.push_str(&self.position.to_string());
+        out.push_str(",\"event_id\":");
+        push_json_str(&mut out, &self.event_id);
+        out.push_str(",\"stream_type\":");
+        push_json_str(&mut out, &self.stream_type);
+        out.push_str(",\"stream_id\":");
+        push_json_str(&mut out, &self.stream_id);
+        out.push_str(",\"stream_version\":");
+        out.push_str(&self.stream_version.to_string());
+        out.push_str(",\"type\":");
+        push_json_str(&mut out, &self.event_type);
+        out.push_str(",\"schema_version\":");
+        out.push_str(&self.schema_version.to_string());
+        out.push_str(",\"data\":");
+        out.push_str(&self.data);
+        out.push_str(",\"metadata\":");
+        out.push_str(&self.metadata);
+        out.push_str(",\"recorded_at\":");
+        push_json_str(&mut out, &crate::time::rfc3339(self.recorded_at));
+        out.push('}');
+        out
+    }
+
+    /// Decodes the data into the aggregate's event type.
+    pub fn decode<E: EventPayload>(&self) -> Result<E, StoreError> {
+        decode_payload(&self.event_type, self.schema_version, &self.data).map_err(|source| {
+            StoreError::Decode {
+                stream: format!("{}/{}", self.stream_type, self.stream_id),
+                event_type: self.event_type.clone(),
+                schema_version: self.schema_version,
+                source,
+            }
+        })
+    }
+}
+
+/// Rebuilds the `{"type", "data"}` form serde expects and decodes it.
+pub(crate) fn decode_payload<E: EventPayload>(
+    event_type: &str,
+    _schema_version: u16,
+    data: &str,
+) -> Result<E, serde_json::Error> {
+    let mut tagged = String::with_capacity(data.len() + event_type.len() + 20);
+    tagged.push_str("{\"type\":");
+    push_json_str(&mut tagged, event_type);
+    tagged.push_str(",\"data\":");
+    tagged.push_str(data);
+    tagged.push('}');
+    serde_json::from_str(&tagged)
+}
+
+fn push_json_str(out: &mut String, value: &str) {
+    // Serialising a &str cannot fail.
+    out.push_str(&serde_json::to_string(value).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::posting::PostingEvent;
+    use crate::domain::PostingId;
+
+    #[test]
+    fn payload_round_trips_through_the_columns() {
+        let event = PostingEvent::PostingPublished {
+            posting_id: PostingId::new(),
+            title: "Flat \"A\"".into(),
+        };
+        let meta = EventMetadata {
+            user_id: Some(1),
+            correlation_id: "c".into(),
+            causation_id: "c".into(),
+            idempotency_key: None,
+        };
+        let new = NewEvent::from_payload(&event, &meta).unwrap();
+        assert_eq!(new.event_type, "PostingPublished");
+        assert!(new.data.starts_with("{\"posting_id\""));
+        let back: PostingEvent = decode_payload(new.event_type, 1, &new.data).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn json_line_embeds_stored_data_verbatim() {
+        let stored = StoredEvent {
+            position: 7,
+            event_id: "e".into(),
+            stream_type: "user".into(),
+            stream_id: "42".into(),
+            stream_version: 1,
+            event_type: "UserRegistered".into(),
+            schema_version: 1,
+            data: "{\"a\": 1}".into(),
+            metadata: "{\"user_id\":null}".into(),
+            recorded_at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
+        };
+        let line: serde_json::Value = serde_json::from_str(&stored.to_json()).unwrap();
+        assert_eq!(line["position"], 7);
+        assert_eq!(line["data"]["a"], 1);
+        assert_eq!(line["recorded_at"], "2023-11-14T22:13:20.123Z");
+        assert!(stored.to_json().contains("{\"a\": 1}"));
+    }
+}

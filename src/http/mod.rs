@@ -1,0 +1,18 @@
+//! The HTTP edge (axum): routes, authentication, body decoding, and the one
+//! mapping of errors to problem documents.
+
+mod auth;
+mod command_runner;
+mod json;
+mod openapi;
+mod paths;
+mod problem;
+mod routes;
+mod state;
+
+pub use auth::{Caller, JwtKeys, SCOPE_ADMIN, SCOPE_EVENTS};
+pub use json::MAX_BODY_BYTES;
+pub use openapi::ApiDoc;
+pub use problem::ApiError;
+pub use routes::router;
+pub use state::{AppState, Services};

@@ -1,0 +1,109 @@
+//! Directory commands (scope `chat:admin`): users and postings.
+
+use axum::extract::{RawPathParams, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::super::command_runner::{run_command, Answer, CommandRequest, RequestHead};
+use super::super::json::JsonBody;
+use super::super::problem::Problem;
+use super::super::{paths, ApiError, AppState, Caller, SCOPE_ADMIN};
+use super::conversations::into_api_error;
+use super::{param, PositionAnswer};
+use crate::domain::posting::PublishPosting;
+use crate::domain::user::RegisterUser;
+use crate::domain::values::{check_posting_title, UserProfile};
+
+/// Body of `PUT /users/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutUserBody {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+}
+
+/// Body of `PUT /postings/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutPostingBody {
+    pub title: String,
+}
+
+/// Creates or updates a user of the directory.
+#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "directory", request_body = PutUserBody,
+    params(("id" = i32, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn put_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    head: RequestHead,
+    params: RawPathParams,
+    body: JsonBody<PutUserBody>,
+) -> Result<Response, ApiError> {
+    let request = CommandRequest::new(&head, &body.raw)?;
+    let PutUserBody {
+        first_name,
+        last_name,
+        email,
+    } = body.value;
+    let profile = UserProfile::parse(first_name, last_name, email).map_err(ApiError::Validation)?;
+    let user_id = paths::user_id(param(&params, "id"))?;
+    caller.require_scope(SCOPE_ADMIN)?;
+    let command = RegisterUser { user_id, profile };
+    let services = &state;
+    run_command(
+        &state,
+        &caller,
+        request,
+        Answer::new(StatusCode::OK),
+        |ctx| async move {
+            let outcome = services
+                .executor
+                .execute(&services.users, &user_id.to_string(), &command, &ctx)
+                .await
+                .map_err(into_api_error)?;
+            Ok(Answer::new(StatusCode::OK).at(outcome.position))
+        },
+    )
+    .await
+}
+
+/// Creates or retitles a posting.
+#[utoipa::path(put, path = "/api/v1/postings/{id}", tag = "directory", request_body = PutPostingBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn put_posting(
+    State(state): State<AppState>,
+    caller: Caller,
+    head: RequestHead,
+    params: RawPathParams,
+    body: JsonBody<PutPostingBody>,
+) -> Result<Response, ApiError> {
+    let request = CommandRequest::new(&head, &body.raw)?;
+    let title = body.value.title;
+    check_posting_title(&title).map_err(|e| ApiError::Validation(vec![e]))?;
+    let posting_id = paths::posting_id(param(&params, "id"))?;
+    caller.require_scope(SCOPE_ADMIN)?;
+    let command = PublishPosting { posting_id, title };
+    let services = &state;
+    run_command(
+        &state,
+        &caller,
+        request,
+        Answer::new(StatusCode::OK),
+        |ctx| async move {
+            let outcome = services
+                .executor
+                .execute(&services.postings, &posting_id.to_string(), &command, &ctx)
+                .await
+                .map_err(into_api_error)?;
+            Ok(Answer::new(StatusCode::OK).at(outcome.position))
+        },
+    )
+    .await
+}

@@ -1,0 +1,83 @@
+//! The route table.
+
+mod conversations;
+mod directory;
+mod messages;
+mod operations;
+mod participants;
+mod reactions;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, patch, post, put};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use super::{ApiError, AppState, MAX_BODY_BYTES};
+
+pub(super) use conversations::*;
+pub(super) use directory::*;
+pub(super) use messages::*;
+pub(super) use operations::*;
+pub(super) use participants::*;
+pub(super) use reactions::*;
+
+/// Every route of the API, with its middleware.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/conversations", post(create_conversation))
+        .route("/conversations/{id}", patch(rename_conversation))
+        .route("/conversations/{id}/archive", post(archive_conversation))
+        .route(
+            "/conversations/{id}/unarchive",
+            post(unarchive_conversation),
+        )
+        .route("/conversations/{id}/participants", post(add_participant))
+        .route(
+            "/conversations/{id}/participants/me",
+            patch(change_own_settings),
+        )
+        .route(
+            "/conversations/{id}/participants/{user_id}",
+            patch(change_role).delete(remove_participant),
+        )
+        .route("/conversations/{id}/messages", post(send_message))
+        .route("/conversations/{id}/read", post(mark_read))
+        .route("/messages/{id}", patch(edit_message).delete(delete_message))
+        .route(
+            "/messages/{id}/reactions/{emoji}",
+            put(add_reaction).delete(remove_reaction),
+        )
+        .route("/users/{id}", put(put_user))
+        .route("/postings/{id}", put(put_posting))
+        .route("/openapi.json", get(openapi_document));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NotFound("route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// A path parameter by name (always present: the route declares it).
+pub(super) fn param<'a>(params: &'a axum::extract::RawPathParams, name: &str) -> &'a str {
+    params
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+        .unwrap_or("")
+}
+
+/// The answer of commands that create nothing: the position of their last event.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PositionAnswer {
+    /// Global event-log position of the last event the command appended
+    /// (for a command that changed nothing, of the event it refers to).
+    pub position: u64,
+}

@@ -1,0 +1,155 @@
+//! Membership commands: add, remove (or leave), change role, own settings.
+
+use axum::extract::{RawPathParams, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::super::command_runner::{CommandRequest, RequestHead};
+use super::super::json::JsonBody;
+use super::super::problem::Problem;
+use super::super::{paths, ApiError, AppState, Caller};
+use super::conversations::{answer_with_position, conversation_command};
+use super::{param, PositionAnswer};
+use crate::domain::conversation::ConversationCommand;
+use crate::domain::values::Role;
+use crate::domain::UserId;
+
+/// Body of `POST /conversations/{id}/participants`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddParticipantBody {
+    pub user_id: i64,
+    /// `ADMIN` or `MEMBER` (default).
+    #[schema(value_type = Option<String>, example = "MEMBER")]
+    pub role: Option<Role>,
+}
+
+/// Body of `PATCH /conversations/{id}/participants/{user_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRoleBody {
+    /// `OWNER` (transfers ownership), `ADMIN` or `MEMBER`.
+    #[schema(value_type = String, example = "ADMIN")]
+    pub role: Role,
+}
+
+/// Body of `PATCH /conversations/{id}/participants/me`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    pub is_muted: Option<bool>,
+    pub notifications_enabled: Option<bool>,
+}
+
+/// Adds a participant to a GROUP (OWNER or ADMIN).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/participants", tag = "commands", request_body = AddParticipantBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "already a participant, DIRECT, archived, or full"), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn add_participant(
+    State(state): State<AppState>,
+    caller: Caller,
+    head: RequestHead,
+    params: RawPathParams,
+    body: JsonBody<AddParticipantBody>,
+) -> Result<Response, ApiError> {
+    let user_id = UserId::new(body.value.user_id)
+        .ok_or_else(|| ApiError::invalid("user_id", "must be a user id from 1 to 2147483647"))?;
+    let role = body.value.role.unwrap_or(Role::Member);
+    if role == Role::Owner {
+        return Err(ApiError::invalid("role", "must be ADMIN or MEMBER"));
+    }
+    let request = CommandRequest::new(&head, &body.raw)?;
+    let id = paths::conversation_id(param(&params, "id"))?;
+    let command = ConversationCommand::AddParticipant {
+        by: caller.user_id,
+        user_id,
+        role,
+    };
+    answer_with_position(&state, &caller, request, id, command, StatusCode::CREATED).await
+}
+
+/// Removes a participant from a GROUP (OWNER or ADMIN), or leaves it (oneself).
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/participants/{user_id}", tag = "commands",
+    params(("id" = String, Path), ("user_id" = i32, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn remove_participant(
+    State(state): State<AppState>,
+    caller: Caller,
+    head: RequestHead,
+    params: RawPathParams,
+) -> Result<Response, ApiError> {
+    let request = CommandRequest::new(&head, b"")?;
+    let id = paths::conversation_id(param(&params, "id"))?;
+    let user_id = paths::user_id(param(&params, "user_id"))?;
+    conversation_command(
+        &state,
+        &caller,
+        request,
+        id,
+        ConversationCommand::RemoveParticipant {
+            by: caller.user_id,
+            user_id,
+        },
+    )
+    .await
+}
+
+/// Changes a participant's role (OWNER only); making someone OWNER transfers ownership.
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}/participants/{user_id}", tag = "commands", request_body = ChangeRoleBody,
+    params(("id" = String, Path), ("user_id" = i32, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn change_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    head: RequestHead,
+    params: RawPathParams,
+    body: JsonBody<ChangeRoleBody>,
+) -> Result<Response, ApiError> {
+    let request = CommandRequest::new(&head, &body.raw)?;
+    let id = paths::conversation_id(param(&params, "id"))?;
+    let user_id = paths::user_id(param(&params, "user_id"))?;
+    let command = ConversationCommand::ChangeRole {
+        by: caller.user_id,
+        user_id,
+        role: body.value.role,
+    };
+    conversation_command(&state, &caller, request, id, command).await
+}
+
+/// Changes the caller's own settings in a conversation.
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}/participants/me", tag = "commands", request_body = SettingsBody,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn change_own_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    head: RequestHead,
+    params: RawPathParams,
+    body: JsonBody<SettingsBody>,
+) -> Result<Response, ApiError> {
+    let SettingsBody {
+        is_muted,
+        notifications_enabled,
+    } = body.value;
+    if is_muted.is_none() && notifications_enabled.is_none() {
+        return Err(ApiError::invalid(
+            "body",
+            "give is_muted, notifications_enabled or both",
+        ));
+    }
+    let request = CommandRequest::new(&head, &body.raw)?;
+    let id = paths::conversation_id(param(&params, "id"))?;
+    let command = ConversationCommand::ChangeSettings {
+        by: caller.user_id,
+        is_muted,
+        notifications_enabled,
+    };
+    conversation_command(&state, &caller, request, id, command).await
+}

@@ -1,0 +1,29 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use sqlx::MySqlPool;
+
+use super::JwtKeys;
+use crate::app::idempotency::IdempotencyStore;
+use crate::app::{AggregateCache, Executor};
+use crate::domain::conversation::ConversationAggregate;
+use crate::domain::posting::PostingAggregate;
+use crate::domain::user::UserAggregate;
+use crate::health::Health;
+
+/// Shared services of the HTTP API.
+pub struct Services {
+    pub pool: MySqlPool,
+    pub jwt: JwtKeys,
+    pub executor: Executor,
+    pub idempotency: IdempotencyStore,
+    pub conversations: AggregateCache<ConversationAggregate>,
+    pub users: AggregateCache<UserAggregate>,
+    pub postings: AggregateCache<PostingAggregate>,
+    pub health: Health,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Cheap-to-clone handle on the services.
+pub type AppState = Arc<Services>;

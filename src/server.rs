@@ -1,0 +1,171 @@
+//! Wires the parts of `chat serve` together and shuts them down in order:
+//! stop accepting requests and finish those in flight, then drain the
+//! appender, then publish what is left.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::app::idempotency::IdempotencyStore;
+use crate::app::{AggregateCache, Executor};
+use crate::config::{Config, Role};
+use crate::db::{self, DbError};
+use crate::event_store::{Appender, EventReader};
+use crate::health::Health;
+use crate::http::{self, JwtKeys, Services};
+use crate::publisher::{Publisher, PublisherConfig};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("invalid NATS configuration: {0}")]
+    Nats(String),
+}
+
+/// A started server: its address, and the handle to stop it.
+pub struct RunningServer {
+    pub addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Asks every part to stop (as SIGTERM does).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops gracefully and waits until everything in flight is done.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits for the server to stop (after the shutdown token is cancelled).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Migrates, connects and starts the given roles.
+pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, StartError> {
+    db::migrate(&config.database_url).await?;
+    let pool = db::connect(&config.database_url, config.db_max_connections).await?;
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(config.nats_url.as_str())
+        .await
+        .map_err(|e| StartError::Nats(e.to_string()))?;
+
+    let (appender, appender_task) = Appender::start(pool.clone());
+    let shutdown = CancellationToken::new();
+    let publisher_stop = CancellationToken::new();
+    let publisher_task = roles.contains(&Role::Publisher).then(|| {
+        let config = PublisherConfig {
+            stream: config.nats_stream.clone(),
+            subject_prefix: config.nats_subject_prefix.clone(),
+        };
+        let publisher = Publisher::new(pool.clone(), nats.clone(), config, appender.head());
+        tokio::spawn(publisher.run(publisher_stop.clone()))
+    });
+
+    let idempotency = IdempotencyStore::new(pool.clone());
+    let sweeper = tokio::spawn(sweep_idempotency_keys(
+        idempotency.clone(),
+        shutdown.clone(),
+    ));
+
+    let (addr, http_task) = if roles.contains(&Role::Api) {
+        let services = Arc::new(Services {
+            pool: pool.clone(),
+            jwt: JwtKeys::new(&config.jwt_secret),
+            executor: Executor::new(appender.clone(), EventReader::new(pool.clone())),
+            idempotency,
+            conversations: AggregateCache::new(config.aggregate_cache),
+            users: AggregateCache::new(config.aggregate_cache),
+            postings: AggregateCache::new(config.aggregate_cache),
+            health: Health::new(pool.clone(), Some(nats.clone())),
+            metrics: crate::telemetry::metrics_handle(),
+        });
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Listen(config.listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Listen(config.listen, e))?;
+        let router = http::router(services);
+        let stop = shutdown.clone();
+        let task = tokio::spawn(
+            async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "HTTP server failed");
+                }
+            }
+            .instrument(tracing::info_span!("http", %addr)),
+        );
+        tracing::info!(%addr, "listening");
+        (Some(addr), Some(task))
+    } else {
+        (None, None)
+    };
+    drop(appender);
+
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        stop.cancelled().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        if let Some(http) = http_task {
+            let _ = http.await;
+        }
+        // Every command handle is gone with the router: the appender drains its queue and ends.
+        let _ = appender_task.await;
+        tracing::info!("appender drained; publishing what is left");
+        publisher_stop.cancel();
+        if let Some(publisher) = publisher_task {
+            if tokio::time::timeout(Duration::from_secs(10), publisher)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "publisher did not finish within 10 s; the rest is published at next start"
+                );
+            }
+        }
+        let _ = sweeper.await;
+        pool.close().await;
+        tracing::info!("stopped");
+    });
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Deletes expired idempotency keys every ten minutes.
+async fn sweep_idempotency_keys(store: IdempotencyStore, shutdown: CancellationToken) {
+    loop {
+        match store.sweep().await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired idempotency keys deleted"),
+            Err(error) => tracing::warn!(%error, "idempotency key sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
