@@ -1,0 +1,235 @@
+//! Shared helpers of the integration tests: spawn the real app on a free port
+//! against the real MariaDB and NATS, each test with its own database and its
+//! own JetStream stream, and talk to it over HTTP.
+
+#![allow(dead_code)]
+
+pub mod nats_process;
+
+use std::time::Duration;
+
+use chat::config::{Config, Role};
+use chat::domain::UserId;
+use chat::http::JwtKeys;
+use chat::server::RunningServer;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::MySqlPool;
+
+pub const MYSQL: &str = "mysql://root@127.0.0.1:3306";
+pub const NATS: &str = "nats://127.0.0.1:4222";
+const SECRET: &str = "test-secret";
+
+/// A running app and what a test needs to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub jwt: JwtKeys,
+    pub database: String,
+    pub database_url: String,
+    pub pool: MySqlPool,
+    pub stream: String,
+    pub subject_prefix: String,
+    pub nats_url: String,
+    server: Option<RunningServer>,
+}
+
+/// An answer: status and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    /// The problem document's `code`.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+/// Starts the app against the shared NATS.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_nats(NATS).await
+}
+
+/// Starts the app against the given NATS server.
+pub async fn spawn_app_with_nats(nats_url: &str) -> TestApp {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let database = format!("chat_test_{suffix}");
+    let database_url = format!("{MYSQL}/{database}");
+    let stream = format!("TEST_{suffix}");
+    let subject_prefix = format!("test_{suffix}.events");
+    let config = Config {
+        database_url: database_url.clone(),
+        nats_url: nats_url.to_owned(),
+        jwt_secret: SECRET.to_owned(),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        nats_stream: stream.clone(),
+        nats_subject_prefix: subject_prefix.clone(),
+        db_max_connections: 8,
+        aggregate_cache: 1000,
+    };
+    let server = chat::server::start(config, &[Role::Api, Role::Publisher]).await.expect("app starts");
+    let addr = server.addr.expect("api role listens");
+    let pool = chat::db::connect(&database_url, 4).await.expect("test pool");
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        jwt: JwtKeys::new(SECRET),
+        database,
+        database_url,
+        pool,
+        stream,
+        subject_prefix,
+        nats_url: nats_url.to_owned(),
+        server: Some(server),
+    }
+}
+
+pub fn user(id: i64) -> UserId {
+    UserId::new(id).expect("test user id")
+}
+
+impl TestApp {
+    pub fn token(&self, id: i64) -> String {
+        self.jwt.issue(user(id), None, 3600).expect("token")
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.jwt.issue(user(1), Some("chat:admin"), 3600).expect("token")
+    }
+
+    /// Sends a request with an optional token, JSON body and extra headers.
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Answer { status, body, headers }
+    }
+
+    /// A request as user `as_user` to `/api/v1{path}`.
+    pub async fn call(&self, method: Method, path: &str, as_user: i64, body: Option<Value>) -> Answer {
+        let token = self.token(as_user);
+        self.request(method, &format!("/api/v1{path}"), Some(&token), body, &[]).await
+    }
+
+    /// Registers users in the directory.
+    pub async fn register_users(&self, ids: impl IntoIterator<Item = i64>) {
+        let admin = self.admin_token();
+        for id in ids {
+            let body = json!({"first_name": format!("First{id}"), "last_name": format!("Last{id}")});
+            let answer = self.request(Method::PUT, &format!("/api/v1/users/{id}"), Some(&admin), Some(body), &[]).await;
+            assert_eq!(answer.status, StatusCode::OK, "registering user {id}: {:?}", answer.body);
+        }
+    }
+
+    /// Registers a posting and answers its id.
+    pub async fn register_posting(&self, title: &str) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        let answer =
+            self.request(Method::PUT, &format!("/api/v1/postings/{id}"), Some(&self.admin_token()), Some(json!({"title": title})), &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        id
+    }
+
+    /// Creates a GROUP owned by `owner` with `members`; answers its id.
+    pub async fn create_group(&self, owner: i64, members: &[i64]) -> String {
+        let body = json!({"type": "GROUP", "name": "team", "participant_ids": members});
+        let answer = self.call(Method::POST, "/conversations", owner, Some(body)).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        answer.body["conversation_id"].as_str().expect("conversation_id").to_owned()
+    }
+
+    /// Creates a DIRECT between `a` and `b`; answers its id.
+    pub async fn create_direct(&self, a: i64, b: i64) -> String {
+        let answer = self.call(Method::POST, "/conversations", a, Some(json!({"type": "DIRECT", "participant_ids": [b]}))).await;
+        assert!(answer.status.is_success(), "{:?}", answer.body);
+        answer.body["conversation_id"].as_str().expect("conversation_id").to_owned()
+    }
+
+    /// Sends a text message; answers its id.
+    pub async fn send(&self, as_user: i64, conversation: &str, content: &str) -> String {
+        let answer = self.call(Method::POST, &format!("/conversations/{conversation}/messages"), as_user, Some(json!({"content": content}))).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        answer.body["message_id"].as_str().expect("message_id").to_owned()
+    }
+
+    /// Number of events in the log.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM event_log").fetch_one(&self.pool).await.expect("count")
+    }
+
+    /// The event types of one stream, in version order.
+    pub async fn stream_types(&self, stream_id: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT event_type FROM event_log WHERE stream_id = ? ORDER BY stream_version")
+            .bind(stream_id)
+            .fetch_all(&self.pool)
+            .await
+            .expect("stream")
+    }
+
+    /// Waits until the publisher has published everything appended.
+    pub async fn wait_published(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (head, cursor): (u64, Option<u64>) = sqlx::query_as(
+                "SELECT h.last_position, (SELECT last_position FROM publication_cursor WHERE name = 'jetstream') FROM event_log_head h",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .expect("cursor");
+            if cursor.unwrap_or(0) >= head {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the app gracefully.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    /// Drops the test's database and stream, whatever the test's outcome.
+    fn drop(&mut self) {
+        let database = self.database.clone();
+        let stream = self.stream.clone();
+        let nats_url = self.nats_url.clone();
+        let server = self.server.take();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async move {
+                drop(server);
+                if let Ok(pool) = chat::db::connect(MYSQL, 2).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await;
+                }
+                let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1)).connect(nats_url.as_str());
+                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+                }
+            });
+        })
+        .join();
+    }
+}
