@@ -32,6 +32,7 @@ pub struct TestApp {
     pub subject_prefix: String,
     pub nats_url: String,
     server: Option<RunningServer>,
+    owns_resources: bool,
 }
 
 /// An answer: status and JSON body (Null when empty).
@@ -57,10 +58,20 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app against the given NATS server.
 pub async fn spawn_app_with_nats(nats_url: &str) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let database = format!("chat_test_{suffix}");
+    start(format!("chat_test_{suffix}"), nats_url, format!("TEST_{suffix}"), format!("test_{suffix}.events")).await
+}
+
+/// Starts a second app on the same database, NATS and stream as `other`
+/// (a restart, or another process of the same deployment). It does not
+/// clean up: `other` does.
+pub async fn spawn_app_sharing(other: &TestApp) -> TestApp {
+    let mut app = start(other.database.clone(), &other.nats_url, other.stream.clone(), other.subject_prefix.clone()).await;
+    app.owns_resources = false;
+    app
+}
+
+async fn start(database: String, nats_url: &str, stream: String, subject_prefix: String) -> TestApp {
     let database_url = format!("{MYSQL}/{database}");
-    let stream = format!("TEST_{suffix}");
-    let subject_prefix = format!("test_{suffix}.events");
     let config = Config {
         database_url: database_url.clone(),
         nats_url: nats_url.to_owned(),
@@ -85,6 +96,7 @@ pub async fn spawn_app_with_nats(nats_url: &str) -> TestApp {
         subject_prefix,
         nats_url: nats_url.to_owned(),
         server: Some(server),
+        owns_resources: true,
     }
 }
 
@@ -102,7 +114,16 @@ impl TestApp {
     }
 
     /// Sends a request with an optional token, JSON body and extra headers.
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Answer {
+    /// The request is built before the future is returned, so the arguments
+    /// may be temporaries.
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> impl std::future::Future<Output = Answer> + Send + 'static {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -113,18 +134,20 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Answer { status, body, headers }
+        async move {
+            let response = request.send().await.expect("request sent");
+            let status = response.status();
+            let headers = response.headers().clone();
+            let text = response.text().await.expect("body");
+            let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+            Answer { status, body, headers }
+        }
     }
 
     /// A request as user `as_user` to `/api/v1{path}`.
-    pub async fn call(&self, method: Method, path: &str, as_user: i64, body: Option<Value>) -> Answer {
+    pub fn call(&self, method: Method, path: &str, as_user: i64, body: Option<Value>) -> impl std::future::Future<Output = Answer> + Send + 'static {
         let token = self.token(as_user);
-        self.request(method, &format!("/api/v1{path}"), Some(&token), body, &[]).await
+        self.request(method, &format!("/api/v1{path}"), Some(&token), body, &[])
     }
 
     /// Registers users in the directory.
@@ -213,6 +236,9 @@ impl TestApp {
 impl Drop for TestApp {
     /// Drops the test's database and stream, whatever the test's outcome.
     fn drop(&mut self) {
+        if !self.owns_resources {
+            return;
+        }
         let database = self.database.clone();
         let stream = self.stream.clone();
         let nats_url = self.nats_url.clone();
@@ -231,5 +257,76 @@ impl Drop for TestApp {
             });
         })
         .join();
+    }
+}
+
+/// One message read back from the test's JetStream stream.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub subject: String,
+    pub msg_id: String,
+    pub position: u64,
+    pub event_type: String,
+    pub schema_version: String,
+    pub payload: Value,
+}
+
+impl TestApp {
+    /// Reads every message of the test's stream with a pull consumer, from
+    /// the start, until none arrives for `quiet`.
+    pub async fn consume_all(&self, quiet: Duration) -> Vec<Published> {
+        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+        use futures::StreamExt;
+        let client = async_nats::connect(self.nats_url.as_str()).await.expect("nats");
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream(&self.stream).await.expect("stream exists");
+        let consumer = stream
+            .create_consumer(pull::Config { deliver_policy: DeliverPolicy::All, ack_policy: AckPolicy::Explicit, ..Default::default() })
+            .await
+            .expect("consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, messages.next()).await {
+            let headers = message.headers.clone().unwrap_or_default();
+            let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned()).unwrap_or_default();
+            out.push(Published {
+                subject: message.subject.to_string(),
+                msg_id: headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_owned()).unwrap_or_default(),
+                position: header("Chat-Position").parse().unwrap_or(0),
+                event_type: header("Chat-Event-Type"),
+                schema_version: header("Chat-Schema-Version"),
+                payload: serde_json::from_slice(&message.payload).unwrap_or(Value::Null),
+            });
+            message.ack().await.expect("ack");
+        }
+        out
+    }
+
+    /// The event log as (position, event_id, stream_type, stream_id, event_type).
+    pub async fn log(&self) -> Vec<(u64, String, String, String, String)> {
+        sqlx::query_as("SELECT position, event_id, stream_type, stream_id, event_type FROM event_log ORDER BY position")
+            .fetch_all(&self.pool)
+            .await
+            .expect("log")
+    }
+
+    /// Checks that `published` is exactly the event log, once each, in order,
+    /// with the documented subject, headers and payload.
+    pub async fn assert_published_exactly_once(&self, published: &[Published]) {
+        let log = self.log().await;
+        assert_eq!(published.len(), log.len(), "one message per event");
+        for (message, (position, event_id, stream_type, stream_id, event_type)) in published.iter().zip(&log) {
+            assert_eq!(message.position, *position, "in position order");
+            assert_eq!(message.msg_id, *event_id);
+            assert_eq!(message.subject, format!("{}.{stream_type}.{stream_id}.{event_type}", self.subject_prefix));
+            assert_eq!(message.event_type, *event_type);
+            assert_eq!(message.schema_version, "1");
+            assert_eq!(message.payload["position"], *position);
+            assert_eq!(message.payload["event_id"], event_id.as_str());
+            assert_eq!(message.payload["stream_id"], stream_id.as_str());
+            assert_eq!(message.payload["type"], event_type.as_str());
+            assert!(message.payload["data"].is_object() && message.payload["metadata"].is_object());
+            assert!(message.payload["recorded_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+        }
     }
 }
