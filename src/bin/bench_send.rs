@@ -192,7 +192,9 @@ fn bench_config(database_url: &str, suffix: &str) -> Result<Config> {
         database_url: database_url.to_owned(),
         nats_url: NATS_URL.to_owned(),
         jwt_secret: "bench-secret".to_owned(),
-        listen: "127.0.0.1:0".parse().context("parsing the listen address")?,
+        listen: "127.0.0.1:0"
+            .parse()
+            .context("parsing the listen address")?,
         nats_stream: format!("BENCH_{suffix}"),
         nats_subject_prefix: format!("bench_{suffix}.events"),
         db_max_connections: 16,

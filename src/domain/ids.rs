@@ -77,7 +77,7 @@ impl UserId {
     pub fn new(value: i64) -> Option<Self> {
         (1..=i64::from(i32::MAX))
             .contains(&value)
-            .then(|| Self(value as i32))
+            .then_some(Self(value as i32))
     }
 
     pub fn get(self) -> i32 {

@@ -58,19 +58,36 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app against the given NATS server.
 pub async fn spawn_app_with_nats(nats_url: &str) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    start(format!("chat_test_{suffix}"), nats_url, format!("TEST_{suffix}"), format!("test_{suffix}.events")).await
+    start(
+        format!("chat_test_{suffix}"),
+        nats_url,
+        format!("TEST_{suffix}"),
+        format!("test_{suffix}.events"),
+    )
+    .await
 }
 
 /// Starts a second app on the same database, NATS and stream as `other`
 /// (a restart, or another process of the same deployment). It does not
 /// clean up: `other` does.
 pub async fn spawn_app_sharing(other: &TestApp) -> TestApp {
-    let mut app = start(other.database.clone(), &other.nats_url, other.stream.clone(), other.subject_prefix.clone()).await;
+    let mut app = start(
+        other.database.clone(),
+        &other.nats_url,
+        other.stream.clone(),
+        other.subject_prefix.clone(),
+    )
+    .await;
     app.owns_resources = false;
     app
 }
 
-async fn start(database: String, nats_url: &str, stream: String, subject_prefix: String) -> TestApp {
+async fn start(
+    database: String,
+    nats_url: &str,
+    stream: String,
+    subject_prefix: String,
+) -> TestApp {
     let database_url = format!("{MYSQL}/{database}");
     let config = Config {
         database_url: database_url.clone(),
@@ -82,9 +99,13 @@ async fn start(database: String, nats_url: &str, stream: String, subject_prefix:
         db_max_connections: 8,
         aggregate_cache: 1000,
     };
-    let server = chat::server::start(config, &[Role::Api, Role::Publisher]).await.expect("app starts");
+    let server = chat::server::start(config, &[Role::Api, Role::Publisher])
+        .await
+        .expect("app starts");
     let addr = server.addr.expect("api role listens");
-    let pool = chat::db::connect(&database_url, 4).await.expect("test pool");
+    let pool = chat::db::connect(&database_url, 4)
+        .await
+        .expect("test pool");
     TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
@@ -110,7 +131,9 @@ impl TestApp {
     }
 
     pub fn admin_token(&self) -> String {
-        self.jwt.issue(user(1), Some("chat:admin"), 3600).expect("token")
+        self.jwt
+            .issue(user(1), Some("chat:admin"), 3600)
+            .expect("token")
     }
 
     /// Sends a request with an optional token, JSON body and extra headers.
@@ -139,13 +162,27 @@ impl TestApp {
             let status = response.status();
             let headers = response.headers().clone();
             let text = response.text().await.expect("body");
-            let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-            Answer { status, body, headers }
+            let body = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
+            Answer {
+                status,
+                body,
+                headers,
+            }
         }
     }
 
     /// A request as user `as_user` to `/api/v1{path}`.
-    pub fn call(&self, method: Method, path: &str, as_user: i64, body: Option<Value>) -> impl std::future::Future<Output = Answer> + Send + 'static {
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        as_user: i64,
+        body: Option<Value>,
+    ) -> impl std::future::Future<Output = Answer> + Send + 'static {
         let token = self.token(as_user);
         self.request(method, &format!("/api/v1{path}"), Some(&token), body, &[])
     }
@@ -154,17 +191,38 @@ impl TestApp {
     pub async fn register_users(&self, ids: impl IntoIterator<Item = i64>) {
         let admin = self.admin_token();
         for id in ids {
-            let body = json!({"first_name": format!("First{id}"), "last_name": format!("Last{id}")});
-            let answer = self.request(Method::PUT, &format!("/api/v1/users/{id}"), Some(&admin), Some(body), &[]).await;
-            assert_eq!(answer.status, StatusCode::OK, "registering user {id}: {:?}", answer.body);
+            let body =
+                json!({"first_name": format!("First{id}"), "last_name": format!("Last{id}")});
+            let answer = self
+                .request(
+                    Method::PUT,
+                    &format!("/api/v1/users/{id}"),
+                    Some(&admin),
+                    Some(body),
+                    &[],
+                )
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "registering user {id}: {:?}",
+                answer.body
+            );
         }
     }
 
     /// Registers a posting and answers its id.
     pub async fn register_posting(&self, title: &str) -> String {
         let id = uuid::Uuid::now_v7().to_string();
-        let answer =
-            self.request(Method::PUT, &format!("/api/v1/postings/{id}"), Some(&self.admin_token()), Some(json!({"title": title})), &[]).await;
+        let answer = self
+            .request(
+                Method::PUT,
+                &format!("/api/v1/postings/{id}"),
+                Some(&self.admin_token()),
+                Some(json!({"title": title})),
+                &[],
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         id
     }
@@ -172,37 +230,67 @@ impl TestApp {
     /// Creates a GROUP owned by `owner` with `members`; answers its id.
     pub async fn create_group(&self, owner: i64, members: &[i64]) -> String {
         let body = json!({"type": "GROUP", "name": "team", "participant_ids": members});
-        let answer = self.call(Method::POST, "/conversations", owner, Some(body)).await;
+        let answer = self
+            .call(Method::POST, "/conversations", owner, Some(body))
+            .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-        answer.body["conversation_id"].as_str().expect("conversation_id").to_owned()
+        answer.body["conversation_id"]
+            .as_str()
+            .expect("conversation_id")
+            .to_owned()
     }
 
     /// Creates a DIRECT between `a` and `b`; answers its id.
     pub async fn create_direct(&self, a: i64, b: i64) -> String {
-        let answer = self.call(Method::POST, "/conversations", a, Some(json!({"type": "DIRECT", "participant_ids": [b]}))).await;
+        let answer = self
+            .call(
+                Method::POST,
+                "/conversations",
+                a,
+                Some(json!({"type": "DIRECT", "participant_ids": [b]})),
+            )
+            .await;
         assert!(answer.status.is_success(), "{:?}", answer.body);
-        answer.body["conversation_id"].as_str().expect("conversation_id").to_owned()
+        answer.body["conversation_id"]
+            .as_str()
+            .expect("conversation_id")
+            .to_owned()
     }
 
     /// Sends a text message; answers its id.
     pub async fn send(&self, as_user: i64, conversation: &str, content: &str) -> String {
-        let answer = self.call(Method::POST, &format!("/conversations/{conversation}/messages"), as_user, Some(json!({"content": content}))).await;
+        let answer = self
+            .call(
+                Method::POST,
+                &format!("/conversations/{conversation}/messages"),
+                as_user,
+                Some(json!({"content": content})),
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-        answer.body["message_id"].as_str().expect("message_id").to_owned()
+        answer.body["message_id"]
+            .as_str()
+            .expect("message_id")
+            .to_owned()
     }
 
     /// Number of events in the log.
     pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM event_log").fetch_one(&self.pool).await.expect("count")
+        sqlx::query_scalar("SELECT COUNT(*) FROM event_log")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
     }
 
     /// The event types of one stream, in version order.
     pub async fn stream_types(&self, stream_id: &str) -> Vec<String> {
-        sqlx::query_scalar("SELECT event_type FROM event_log WHERE stream_id = ? ORDER BY stream_version")
-            .bind(stream_id)
-            .fetch_all(&self.pool)
-            .await
-            .expect("stream")
+        sqlx::query_scalar(
+            "SELECT event_type FROM event_log WHERE stream_id = ? ORDER BY stream_version",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await
+        .expect("stream")
     }
 
     /// Waits until the publisher has published everything appended.
@@ -244,15 +332,27 @@ impl Drop for TestApp {
         let nats_url = self.nats_url.clone();
         let server = self.server.take();
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             runtime.block_on(async move {
                 drop(server);
                 if let Ok(pool) = chat::db::connect(MYSQL, 2).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await;
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`"))
+                        .execute(&pool)
+                        .await;
                 }
-                let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1)).connect(nats_url.as_str());
-                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
-                    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+                let connect = async_nats::ConnectOptions::new()
+                    .connection_timeout(Duration::from_secs(1))
+                    .connect(nats_url.as_str());
+                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await
+                {
+                    let _ = async_nats::jetstream::new(client)
+                        .delete_stream(&stream)
+                        .await;
                 }
             });
         })
@@ -277,21 +377,35 @@ impl TestApp {
     pub async fn consume_all(&self, quiet: Duration) -> Vec<Published> {
         use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
         use futures::StreamExt;
-        let client = async_nats::connect(self.nats_url.as_str()).await.expect("nats");
+        let client = async_nats::connect(self.nats_url.as_str())
+            .await
+            .expect("nats");
         let js = async_nats::jetstream::new(client);
         let stream = js.get_stream(&self.stream).await.expect("stream exists");
         let consumer = stream
-            .create_consumer(pull::Config { deliver_policy: DeliverPolicy::All, ack_policy: AckPolicy::Explicit, ..Default::default() })
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ..Default::default()
+            })
             .await
             .expect("consumer");
         let mut messages = consumer.messages().await.expect("messages");
         let mut out = Vec::new();
         while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, messages.next()).await {
             let headers = message.headers.clone().unwrap_or_default();
-            let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned()).unwrap_or_default();
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default()
+            };
             out.push(Published {
                 subject: message.subject.to_string(),
-                msg_id: headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_owned()).unwrap_or_default(),
+                msg_id: headers
+                    .get(async_nats::header::NATS_MESSAGE_ID)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default(),
                 position: header("Chat-Position").parse().unwrap_or(0),
                 event_type: header("Chat-Event-Type"),
                 schema_version: header("Chat-Schema-Version"),
@@ -315,10 +429,18 @@ impl TestApp {
     pub async fn assert_published_exactly_once(&self, published: &[Published]) {
         let log = self.log().await;
         assert_eq!(published.len(), log.len(), "one message per event");
-        for (message, (position, event_id, stream_type, stream_id, event_type)) in published.iter().zip(&log) {
+        for (message, (position, event_id, stream_type, stream_id, event_type)) in
+            published.iter().zip(&log)
+        {
             assert_eq!(message.position, *position, "in position order");
             assert_eq!(message.msg_id, *event_id);
-            assert_eq!(message.subject, format!("{}.{stream_type}.{stream_id}.{event_type}", self.subject_prefix));
+            assert_eq!(
+                message.subject,
+                format!(
+                    "{}.{stream_type}.{stream_id}.{event_type}",
+                    self.subject_prefix
+                )
+            );
             assert_eq!(message.event_type, *event_type);
             assert_eq!(message.schema_version, "1");
             assert_eq!(message.payload["position"], *position);
@@ -326,7 +448,9 @@ impl TestApp {
             assert_eq!(message.payload["stream_id"], stream_id.as_str());
             assert_eq!(message.payload["type"], event_type.as_str());
             assert!(message.payload["data"].is_object() && message.payload["metadata"].is_object());
-            assert!(message.payload["recorded_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+            assert!(message.payload["recorded_at"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')));
         }
     }
 }
