@@ -29,6 +29,8 @@ pub enum StartError {
     Listen(SocketAddr, std::io::Error),
     #[error("invalid NATS configuration: {0}")]
     Nats(String),
+    #[error("cannot start the appender thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A started server: its address, and the handle to stop it.
@@ -67,7 +69,7 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         .await
         .map_err(|e| StartError::Nats(e.to_string()))?;
 
-    let (appender, appender_task) = Appender::start(pool.clone());
+    let (appender, appender_task) = Appender::start(&pool).map_err(StartError::Thread)?;
     let shutdown = CancellationToken::new();
     let publisher_stop = CancellationToken::new();
     let publisher_task = roles.contains(&Role::Publisher).then(|| {

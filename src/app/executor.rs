@@ -45,7 +45,8 @@ impl CommandTarget for ConversationAggregate {
                 vec![Lookup {
                     kind: MESSAGE_LOOKUP,
                     key: message_id.to_string(),
-                    unique: true,
+                    // A fresh UUIDv7 made by this server: no need to check it is free.
+                    unique: false,
                 }]
             }
             ConversationEvent::ConversationCreated {

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySql, MySqlPool, QueryBuilder, Transaction};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::{ConnectOptions, Connection, MySql, MySqlPool, QueryBuilder, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
@@ -25,6 +26,8 @@ const MAX_BATCH_REQUESTS: usize = 512;
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Requests waiting for the appender before callers are pushed back.
 const QUEUE_CAPACITY: usize = 8192;
+/// How long the appender waits for a database connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A unique key written with the events, pointing at their stream: which
 /// conversation a message is in, or the DIRECT conversation of a pair.
@@ -32,7 +35,9 @@ const QUEUE_CAPACITY: usize = 8192;
 pub struct Lookup {
     pub kind: &'static str,
     pub key: String,
-    /// If true, the key must not exist yet (otherwise `LookupTaken`).
+    /// If true, the key is checked first and must not exist yet (otherwise
+    /// `LookupTaken`). Keys that cannot collide (a new UUIDv7) skip the check;
+    /// a collision would fail the batch on the primary key.
     pub unique: bool,
 }
 
@@ -75,12 +80,27 @@ pub struct Appender {
 }
 
 impl Appender {
-    /// Starts the task. It ends when every handle is dropped and the queue is drained.
-    pub fn start(pool: MySqlPool) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the appender on a thread of its own, with its own runtime and
+    /// database connection, so that its round trips are never queued behind
+    /// the HTTP tasks. It ends when every handle is dropped and the queue is
+    /// drained; the returned receiver resolves then.
+    pub fn start(pool: &MySqlPool) -> std::io::Result<(Self, oneshot::Receiver<()>)> {
+        let options = pool.connect_options().as_ref().clone();
         let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (head_tx, head) = watch::channel(0);
-        let task = tokio::spawn(run(pool, rx, head_tx).instrument(tracing::info_span!("appender")));
-        (Self { queue, head }, task)
+        let (done_tx, done) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("appender".into())
+            .spawn(move || {
+                runtime.block_on(
+                    run(options, rx, head_tx).instrument(tracing::info_span!("appender")),
+                );
+                let _ = done_tx.send(());
+            })?;
+        Ok((Self { queue, head }, done))
     }
 
     /// Queues `request` for the next transaction and waits for its outcome.
@@ -114,10 +134,11 @@ impl Appender {
 }
 
 async fn run(
-    pool: MySqlPool,
+    options: MySqlConnectOptions,
     mut rx: mpsc::Receiver<(AppendRequest, Reply)>,
     head: watch::Sender<u64>,
 ) {
+    let mut connection: Option<MySqlConnection> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH_REQUESTS);
     while let Some(first) = rx.recv().await {
         let mut bytes = first.0.events.iter().map(NewEvent::size).sum::<usize>();
@@ -134,7 +155,7 @@ async fn run(
         let started = Instant::now();
         let size = batch.len();
         let (requests, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        match commit(&pool, &requests).await {
+        match commit_on(&mut connection, &options, &requests).await {
             Ok(outcomes) => {
                 if let Some(last) = outcomes
                     .iter()
@@ -161,12 +182,33 @@ async fn run(
     }
 }
 
-/// Checks and writes one batch in one transaction; answers per request.
-async fn commit(
-    pool: &MySqlPool,
+/// Commits a batch on the appender's connection, (re)connecting if needed;
+/// after a failure the connection is dropped, to start clean next time.
+async fn commit_on(
+    connection: &mut Option<MySqlConnection>,
+    options: &MySqlConnectOptions,
     requests: &[AppendRequest],
 ) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    if connection.is_none() {
+        let connect = tokio::time::timeout(CONNECT_TIMEOUT, options.connect());
+        *connection = Some(connect.await.map_err(|_| sqlx::Error::PoolTimedOut)??);
+    }
+    let Some(conn) = connection.as_mut() else {
+        return Err(sqlx::Error::PoolClosed);
+    };
+    let outcome = commit(conn, requests).await;
+    if outcome.is_err() {
+        *connection = None;
+    }
+    outcome
+}
+
+/// Checks and writes one batch in one transaction; answers per request.
+async fn commit(
+    connection: &mut MySqlConnection,
+    requests: &[AppendRequest],
+) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+    let mut tx = connection.begin().await?;
     let last_position: u64 =
         sqlx::query_scalar("SELECT last_position FROM event_log_head WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut *tx)
@@ -271,22 +313,33 @@ async fn taken_lookups(
     tx: &mut Transaction<'_, MySql>,
     requests: &[AppendRequest],
 ) -> Result<HashMap<(&'static str, String), String>, sqlx::Error> {
-    let unique: Vec<&super::Lookup> = requests
+    let mut by_kind: HashMap<&'static str, Vec<&str>> = HashMap::new();
+    for lookup in requests
         .iter()
         .flat_map(|r| r.lookups.iter().filter(|l| l.unique))
-        .collect();
+    {
+        by_kind.entry(lookup.kind).or_default().push(&lookup.key);
+    }
     let mut taken = HashMap::new();
-    for lookup in unique {
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT stream_id FROM stream_lookups WHERE lookup_kind = ? AND lookup_key = ?",
-        )
-        .bind(lookup.kind)
-        .bind(&lookup.key)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(existing) = existing {
-            taken.insert((lookup.kind, lookup.key.clone()), existing);
+    for (kind, keys) in by_kind {
+        let mut q = QueryBuilder::<MySql>::new(
+            "SELECT lookup_key, stream_id FROM stream_lookups WHERE lookup_kind = ",
+        );
+        q.push_bind(kind).push(" AND lookup_key IN (");
+        let mut list = q.separated(", ");
+        for key in keys {
+            list.push_bind(key);
         }
+        q.push(")");
+        let rows: Vec<(String, String)> = q
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut **tx)
+            .await?;
+        taken.extend(
+            rows.into_iter()
+                .map(|(key, stream_id)| ((kind, key), stream_id)),
+        );
     }
     Ok(taken)
 }
