@@ -40,6 +40,9 @@ pub struct Config {
     /// Conversations whose state is kept in memory for commands.
     #[arg(long, env = "CHAT_AGGREGATE_CACHE", default_value_t = 10_000)]
     pub aggregate_cache: usize,
+    /// How long a query with `min_position` waits for the read models, in ms.
+    #[arg(long, env = "CHAT_READ_WAIT_MS", default_value_t = 2_000)]
+    pub read_wait_ms: u64,
 }
 
 /// What a `serve` process runs.
@@ -49,6 +52,13 @@ pub enum Role {
     Api,
     /// The outbox publisher to NATS JetStream.
     Publisher,
+    /// The read-model projectors.
+    Projector,
+}
+
+impl Role {
+    /// Every role: what `chat serve` runs by default.
+    pub const ALL: [Role; 3] = [Role::Api, Role::Publisher, Role::Projector];
 }
 
 impl Config {

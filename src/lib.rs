@@ -8,7 +8,10 @@ pub mod domain;
 pub mod event_store;
 pub mod health;
 pub mod http;
+#[path = "../projections/mod.rs"]
+pub mod projections;
 pub mod publisher;
+pub mod queries;
 pub mod server;
 pub mod telemetry;
 pub mod time;

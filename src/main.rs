@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config, mut roles: Vec<Role>) -> anyhow::Result<()> {
     if roles.is_empty() {
-        roles = vec![Role::Api, Role::Publisher];
+        roles = Role::ALL.to_vec();
     }
     if config.uses_default_secret() {
         tracing::warn!("CHAT_JWT_SECRET is not set: using the development secret");

@@ -18,7 +18,9 @@ use crate::db::{self, DbError};
 use crate::event_store::{Appender, EventReader};
 use crate::health::Health;
 use crate::http::{self, JwtKeys, Services};
+use crate::projections::worker::{ProjectionWorker, WorkerConfig};
 use crate::publisher::{Publisher, PublisherConfig};
+use crate::queries::ProjectionProgress;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,15 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         tokio::spawn(publisher.run(publisher_stop.clone()))
     });
 
+    let (applied_tx, applied) = tokio::sync::watch::channel(0u64);
+    let projector_task = roles.contains(&Role::Projector).then(|| {
+        let config = WorkerConfig {
+            stream: config.nats_stream.clone(),
+        };
+        let worker = ProjectionWorker::new(pool.clone(), nats.clone(), config, applied_tx);
+        tokio::spawn(worker.run(shutdown.clone()))
+    });
+
     let idempotency = IdempotencyStore::new(pool.clone());
     let sweeper = tokio::spawn(sweep_idempotency_keys(
         idempotency.clone(),
@@ -97,6 +108,8 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             users: AggregateCache::new(config.aggregate_cache),
             postings: AggregateCache::new(config.aggregate_cache),
             health: Health::new(pool.clone(), Some(nats.clone())),
+            progress: ProjectionProgress::new(pool.clone(), applied),
+            read_wait: Duration::from_millis(config.read_wait_ms),
             metrics: crate::telemetry::metrics_handle(),
         });
         let listener = TcpListener::bind(config.listen)
@@ -147,6 +160,9 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             }
         }
         let _ = sweeper.await;
+        if let Some(projector) = projector_task {
+            let _ = projector.await;
+        }
         pool.close().await;
         tracing::info!("stopped");
     });

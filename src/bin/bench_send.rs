@@ -172,7 +172,7 @@ async fn start_target(args: &Args, database_url: &str, suffix: &str) -> Result<T
     let config = bench_config(database_url, suffix)?;
     let stream = config.nats_stream.clone();
     let jwt_secret = config.jwt_secret.clone();
-    let server = chat::server::start(config, &[Role::Api, Role::Publisher])
+    let server = chat::server::start(config, &Role::ALL)
         .await
         .context("starting the server")?;
     let Some(addr) = server.addr else {
@@ -199,6 +199,7 @@ fn bench_config(database_url: &str, suffix: &str) -> Result<Config> {
         nats_subject_prefix: format!("bench_{suffix}.events"),
         db_max_connections: 16,
         aggregate_cache: 10_000,
+        read_wait_ms: 2_000,
     })
 }
 

@@ -127,7 +127,7 @@ impl StoredEvent {
 }
 
 /// Rebuilds the `{"type", "data"}` form serde expects and decodes it.
-pub(crate) fn decode_payload<E: EventPayload>(
+pub fn decode_payload<E: EventPayload>(
     event_type: &str,
     _schema_version: u16,
     data: &str,

@@ -7,6 +7,7 @@ mod json;
 mod openapi;
 mod paths;
 mod problem;
+mod query_params;
 mod routes;
 mod state;
 

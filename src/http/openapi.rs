@@ -14,11 +14,13 @@ use super::routes;
         routes::add_participant, routes::remove_participant, routes::change_role, routes::change_own_settings,
         routes::send_message, routes::edit_message, routes::delete_message, routes::mark_read,
         routes::add_reaction, routes::remove_reaction, routes::put_user, routes::put_posting,
+        routes::list_conversations, routes::get_conversation, routes::find_direct, routes::list_messages,
         routes::healthz, routes::readyz, routes::metrics, routes::openapi_document,
     ),
     modifiers(&BearerAuth),
     tags((name = "commands", description = "Write side: each command appends events and answers their position"),
          (name = "directory", description = "Users and postings (scope chat:admin)"),
+         (name = "queries", description = "Read side: served from the read models; min_position gives read-your-writes"),
          (name = "operations"))
 )]
 pub struct ApiDoc;

@@ -30,6 +30,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("this method is not allowed on this route")]
     MethodNotAllowed,
+    #[error("the read models have not yet applied position {0}; retry shortly")]
+    ProjectionLagging(u64),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -56,6 +58,9 @@ impl ApiError {
             }
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::ProjectionLagging(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "projection_lagging")
+            }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -96,6 +101,7 @@ impl IntoResponse for ApiError {
             // Never leak internals to the client.
             ApiError::Internal(_) => "the server failed to handle the request".to_owned(),
             ApiError::Unavailable(_) => "a dependency is unavailable; retry shortly".to_owned(),
+            lagging @ ApiError::ProjectionLagging(_) => lagging.to_string(),
             other => other.to_string(),
         };
         let errors = match self {

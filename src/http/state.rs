@@ -22,6 +22,10 @@ pub struct Services {
     pub users: AggregateCache<UserAggregate>,
     pub postings: AggregateCache<PostingAggregate>,
     pub health: Health,
+    /// How far the read models are (for `min_position`).
+    pub progress: crate::queries::ProjectionProgress,
+    /// How long a query waits for `min_position`.
+    pub read_wait: std::time::Duration,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 

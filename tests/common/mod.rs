@@ -98,8 +98,9 @@ async fn start(
         nats_subject_prefix: subject_prefix.clone(),
         db_max_connections: 8,
         aggregate_cache: 1000,
+        read_wait_ms: 2000,
     };
-    let server = chat::server::start(config, &[Role::Api, Role::Publisher])
+    let server = chat::server::start(config, &Role::ALL)
         .await
         .expect("app starts");
     let addr = server.addr.expect("api role listens");

@@ -5,6 +5,7 @@ mod directory;
 mod messages;
 mod operations;
 mod participants;
+mod queries;
 mod reactions;
 
 use axum::extract::DefaultBodyLimit;
@@ -20,13 +21,21 @@ pub(super) use directory::*;
 pub(super) use messages::*;
 pub(super) use operations::*;
 pub(super) use participants::*;
+pub(super) use queries::*;
 pub(super) use reactions::*;
 
 /// Every route of the API, with its middleware.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/conversations", post(create_conversation))
-        .route("/conversations/{id}", patch(rename_conversation))
+        .route(
+            "/conversations",
+            post(create_conversation).get(list_conversations),
+        )
+        .route("/conversations/direct", get(find_direct))
+        .route(
+            "/conversations/{id}",
+            patch(rename_conversation).get(get_conversation),
+        )
         .route("/conversations/{id}/archive", post(archive_conversation))
         .route(
             "/conversations/{id}/unarchive",
@@ -41,7 +50,10 @@ pub fn router(state: AppState) -> Router {
             "/conversations/{id}/participants/{user_id}",
             patch(change_role).delete(remove_participant),
         )
-        .route("/conversations/{id}/messages", post(send_message))
+        .route(
+            "/conversations/{id}/messages",
+            post(send_message).get(list_messages),
+        )
         .route("/conversations/{id}/read", post(mark_read))
         .route("/messages/{id}", patch(edit_message).delete(delete_message))
         .route(

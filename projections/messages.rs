@@ -1,0 +1,158 @@
+//! `MESSAGES`: one row per message, deleted ones kept (flagged).
+//!
+//! MessageSent    → INSERT (id, conversation_id, seq, sender_id, content, message_type,
+//!                   media_url, media_metadata, reply_to_id, created_at = t)
+//! MessageEdited  → UPDATE content, is_edited = TRUE, edited_at = t
+//! MessageDeleted → UPDATE is_deleted = TRUE, deleted_at = t
+//!
+//! Rows created in this batch are changed in memory and inserted at the end.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::MySqlConnection;
+
+use super::{sql, ProjectedEvent, Tables};
+use crate::domain::conversation::ConversationEvent as E;
+use crate::domain::values::MessageType;
+
+struct Row {
+    id: String,
+    conversation_id: String,
+    seq: u64,
+    sender_id: i32,
+    content: Option<String>,
+    message_type: &'static str,
+    media_url: Option<String>,
+    media_metadata: Option<String>,
+    reply_to_id: Option<String>,
+    is_edited: bool,
+    is_deleted: bool,
+    edited_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+/// The column value of a message type.
+pub fn message_type_name(kind: MessageType) -> &'static str {
+    match kind {
+        MessageType::Text => "TEXT",
+        MessageType::Image => "IMAGE",
+        MessageType::File => "FILE",
+        MessageType::System => "SYSTEM",
+    }
+}
+
+pub async fn project(
+    conn: &mut MySqlConnection,
+    tables: &Tables,
+    events: &[ProjectedEvent],
+) -> Result<(), sqlx::Error> {
+    let mut created: Vec<Row> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for projected in events {
+        let Some(event) = projected.conversation() else {
+            continue;
+        };
+        let t = projected.recorded_at;
+        match event {
+            E::MessageSent {
+                conversation_id,
+                message_id,
+                sender_id,
+                seq,
+                message_type,
+                content,
+                media_url,
+                media_metadata,
+                reply_to_id,
+            } => {
+                let id = message_id.to_string();
+                index.insert(id.clone(), created.len());
+                created.push(Row {
+                    id,
+                    conversation_id: conversation_id.to_string(),
+                    seq: *seq,
+                    sender_id: sender_id.get(),
+                    content: content.clone(),
+                    message_type: message_type_name(*message_type),
+                    media_url: media_url.clone(),
+                    media_metadata: media_metadata
+                        .as_ref()
+                        .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+                    reply_to_id: reply_to_id.map(|r| r.to_string()),
+                    is_edited: false,
+                    is_deleted: false,
+                    edited_at: None,
+                    deleted_at: None,
+                    created_at: t,
+                });
+            }
+            E::MessageEdited {
+                message_id,
+                content,
+                ..
+            } => {
+                let id = message_id.to_string();
+                if let Some(&i) = index.get(&id) {
+                    let row = &mut created[i];
+                    row.content = Some(content.clone());
+                    row.is_edited = true;
+                    row.edited_at = Some(t);
+                } else {
+                    sqlx::query(&format!(
+                        "UPDATE {} SET content = ?, is_edited = TRUE, edited_at = ? WHERE id = ?",
+                        tables.messages
+                    ))
+                    .bind(content)
+                    .bind(t)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            E::MessageDeleted { message_id, .. } => {
+                let id = message_id.to_string();
+                if let Some(&i) = index.get(&id) {
+                    created[i].is_deleted = true;
+                    created[i].deleted_at = Some(t);
+                } else {
+                    sqlx::query(&format!(
+                        "UPDATE {} SET is_deleted = TRUE, deleted_at = ? WHERE id = ?",
+                        tables.messages
+                    ))
+                    .bind(t)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            _ => {}
+        }
+    }
+    sql::insert_rows(
+        conn,
+        &tables.messages,
+        "id, conversation_id, seq, sender_id, content, message_type, media_url, media_metadata, reply_to_id, \
+         is_edited, is_deleted, edited_at, deleted_at, created_at",
+        &created,
+        "",
+        &|row, r: &Row| {
+            row.push_bind(r.id.clone())
+                .push_bind(r.conversation_id.clone())
+                .push_bind(r.seq)
+                .push_bind(r.sender_id)
+                .push_bind(r.content.clone())
+                .push_bind(r.message_type)
+                .push_bind(r.media_url.clone())
+                .push_bind(r.media_metadata.clone())
+                .push_bind(r.reply_to_id.clone())
+                .push_bind(r.is_edited)
+                .push_bind(r.is_deleted)
+                .push_bind(r.edited_at)
+                .push_bind(r.deleted_at)
+                .push_bind(r.created_at);
+        },
+    )
+    .await
+}

@@ -1,0 +1,287 @@
+//! The live projector worker: applies new events to the read models, in
+//! batches, each in one transaction with the checkpoint.
+//!
+//! It consumes the published events through a durable JetStream consumer and
+//! uses their payloads when they continue exactly from its checkpoint; the
+//! event log is the source of truth for everything else (catching up, gaps,
+//! NATS being down). One process applies at a time (a MySQL named lock); each
+//! batch also holds the "apply" lock, which a rebuild takes to swap tables.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Deserialize;
+use sqlx::{Connection, MySqlConnection, MySqlPool};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    apply_batch, checkpoint, save_checkpoint, ProjectedEvent, ProjectionError, ProjectionEvent,
+    Tables, CHECKPOINT,
+};
+use crate::event_store::{decode_payload, EventReader};
+
+/// Events applied per transaction, at most.
+pub const LIVE_BATCH: u32 = 2000;
+/// The named lock of the process that applies events.
+const LEADER_LOCK: &str = "CONCAT('chat-projections:', DATABASE())";
+/// The named lock held while a batch is applied (and by a rebuild's swap).
+pub const APPLY_LOCK: &str = "CONCAT('chat-projections-apply:', DATABASE())";
+
+/// Where the worker finds published events.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub stream: String,
+}
+
+/// The live projector.
+pub struct ProjectionWorker {
+    pool: MySqlPool,
+    reader: EventReader,
+    js: jetstream::Context,
+    config: WorkerConfig,
+    applied: watch::Sender<u64>,
+}
+
+/// An event as published on JetStream (the fields the projector needs).
+#[derive(Deserialize)]
+struct Published {
+    position: u64,
+    stream_type: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema_version: u16,
+    data: serde_json::Value,
+    recorded_at: DateTime<Utc>,
+}
+
+impl Published {
+    fn decode(self) -> Result<ProjectedEvent, ProjectionError> {
+        let data = self.data.to_string();
+        let error = |e: serde_json::Error| ProjectionError::Decode {
+            position: self.position,
+            reason: e.to_string(),
+        };
+        let event = match self.stream_type.as_str() {
+            "conversation" => ProjectionEvent::Conversation(
+                decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?,
+            ),
+            "user" => ProjectionEvent::User(
+                decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?,
+            ),
+            "posting" => ProjectionEvent::Posting(
+                decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?,
+            ),
+            other => {
+                return Err(ProjectionError::Decode {
+                    position: self.position,
+                    reason: format!("unknown stream type {other}"),
+                })
+            }
+        };
+        Ok(ProjectedEvent {
+            position: self.position,
+            recorded_at: self.recorded_at,
+            event,
+        })
+    }
+}
+
+impl ProjectionWorker {
+    pub fn new(
+        pool: MySqlPool,
+        nats: async_nats::Client,
+        config: WorkerConfig,
+        applied: watch::Sender<u64>,
+    ) -> Self {
+        Self {
+            reader: EventReader::new(pool.clone()),
+            pool,
+            js: jetstream::new(nats),
+            config,
+            applied,
+        }
+    }
+
+    /// Runs until `shutdown`.
+    #[tracing::instrument(name = "projections", skip_all)]
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let outcome = tokio::select! {
+                outcome = self.lead(&shutdown) => outcome,
+                _ = shutdown.cancelled() => return,
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(%error, "projections interrupted; restarting");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Takes the leader lock and applies batches while holding it.
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
+        let mut conn = self.pool.acquire().await?.detach();
+        let leader: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({LEADER_LOCK}, 0)"))
+            .fetch_one(&mut conn)
+            .await?;
+        if leader != Some(1) {
+            // Another process applies; follow its progress for this process's readers.
+            let position = checkpoint(&mut conn, CHECKPOINT).await?;
+            self.applied.send_replace(position);
+            return Ok(());
+        }
+        let mut position = checkpoint(&mut conn, CHECKPOINT).await?;
+        self.applied.send_replace(position);
+        tracing::info!(position, "projecting");
+        let mut consumer = None;
+        while !shutdown.is_cancelled() {
+            if consumer.is_none() {
+                consumer = self.consumer().await;
+            }
+            let fetched = match &consumer {
+                Some(active) => Some(fetch(active).await),
+                None => None,
+            };
+            let (published, ack) = match fetched {
+                Some(Ok(fetched)) => fetched,
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "JetStream fetch failed; reading the event log");
+                    consumer = None;
+                    (Vec::new(), None)
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    (Vec::new(), None)
+                }
+            };
+            let batch = self.next_batch(position, published).await?;
+            if let Some(last) = batch.last().map(|e| e.position) {
+                match self.apply(&mut conn, position, &batch).await? {
+                    Applied::Done => position = last,
+                    Applied::Moved(now) => position = now,
+                }
+                self.applied.send_replace(position);
+                metrics::counter!("chat_projected_events_total").increment(batch.len() as u64);
+            }
+            if let Some(ack) = ack {
+                let _ = ack.ack().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The events after `position`: the fetched payloads if they continue
+    /// exactly from it, otherwise (a gap, a duplicate, nothing) the event log.
+    async fn next_batch(
+        &self,
+        position: u64,
+        published: Vec<Published>,
+    ) -> Result<Vec<ProjectedEvent>, ProjectionError> {
+        let fresh: Vec<Published> = published
+            .into_iter()
+            .filter(|p| p.position > position)
+            .collect();
+        let contiguous = !fresh.is_empty()
+            && fresh
+                .iter()
+                .enumerate()
+                .all(|(i, p)| p.position == position + 1 + i as u64);
+        if contiguous {
+            return fresh.into_iter().map(Published::decode).collect();
+        }
+        let stored = self.reader.events_after(position, LIVE_BATCH).await?;
+        stored.iter().map(ProjectedEvent::from_stored).collect()
+    }
+
+    /// Applies one batch in one transaction with the checkpoint, under the
+    /// apply lock; if the checkpoint moved meanwhile (a rebuild swapped the
+    /// tables), applies nothing and answers where it is now.
+    async fn apply(
+        &self,
+        conn: &mut MySqlConnection,
+        position: u64,
+        batch: &[ProjectedEvent],
+    ) -> Result<Applied, ProjectionError> {
+        let started = std::time::Instant::now();
+        sqlx::query(&format!("SELECT GET_LOCK({APPLY_LOCK}, 60)"))
+            .execute(&mut *conn)
+            .await?;
+        let outcome = async {
+            let mut tx = conn.begin().await?;
+            let current: Option<u64> = sqlx::query_scalar(
+                "SELECT position FROM projection_checkpoints WHERE name = ? FOR UPDATE",
+            )
+            .bind(CHECKPOINT)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let current = current.unwrap_or(0);
+            if current != position {
+                tx.rollback().await?;
+                return Ok(Applied::Moved(current));
+            }
+            apply_batch(&mut tx, &Tables::live(), batch).await?;
+            let last = batch.last().map(|e| e.position).unwrap_or(position);
+            save_checkpoint(&mut tx, CHECKPOINT, last).await?;
+            tx.commit().await?;
+            Ok::<_, ProjectionError>(Applied::Done)
+        }
+        .await;
+        let _ = sqlx::query(&format!("SELECT RELEASE_LOCK({APPLY_LOCK})"))
+            .execute(&mut *conn)
+            .await;
+        metrics::histogram!("chat_projection_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    /// The durable consumer of the read models on the events stream.
+    async fn consumer(&self) -> Option<jetstream::consumer::Consumer<pull::Config>> {
+        let stream = self.js.get_stream(&self.config.stream).await.ok()?;
+        stream
+            .get_or_create_consumer(
+                "read-models",
+                pull::Config {
+                    durable_name: Some("read-models".into()),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::All,
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .ok()
+    }
+}
+
+enum Applied {
+    Done,
+    Moved(u64),
+}
+
+/// Fetches what is there (up to a batch), waiting at most 100 ms; answers the
+/// decoded payloads and the last message, whose ack covers them all.
+async fn fetch(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+) -> Result<(Vec<Published>, Option<jetstream::Message>), async_nats::Error> {
+    let mut messages = consumer
+        .fetch()
+        .max_messages(LIVE_BATCH as usize)
+        .expires(Duration::from_millis(100))
+        .messages()
+        .await?;
+    let mut published = Vec::new();
+    let mut last = None;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        if let Ok(event) = serde_json::from_slice::<Published>(&message.payload) {
+            published.push(event);
+        }
+        last = Some(message);
+    }
+    Ok((published, last))
+}

@@ -1,0 +1,190 @@
+//! A user's conversations, one conversation, and the DIRECT lookup.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{MySql, MySqlPool, QueryBuilder};
+
+use crate::domain::{ConversationId, PostingId, UserId};
+use crate::time::rfc3339;
+
+/// One member in a conversation item (the original query's JSON shape).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ParticipantItem {
+    #[serde(rename = "userId")]
+    pub user_id: i32,
+    pub role: String,
+    #[serde(rename = "firstName")]
+    pub first_name: String,
+    #[serde(rename = "lastName")]
+    pub last_name: String,
+}
+
+/// A conversation as the caller sees it: the row, its members, and the
+/// caller's own unread count and settings.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConversationItem {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    pub posting_id: Option<String>,
+    pub created_by: i32,
+    pub is_archived: bool,
+    pub last_message_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub participants: Vec<ParticipantItem>,
+    pub unread_count: i64,
+    pub is_muted: bool,
+    pub notifications_enabled: bool,
+}
+
+type Row = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i32,
+    Option<bool>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    i32,
+    Option<bool>,
+    Option<bool>,
+);
+
+const SELECT: &str = "SELECT c.id, c.type, c.name, c.posting_id, c.created_by, c.is_archived, c.last_message_at, c.created_at, \
+    c.updated_at, cp.unread_count, cp.is_muted, cp.notifications_enabled \
+    FROM CONVERSATION_PARTICIPANTS cp JOIN CONVERSATIONS c ON c.id = cp.conversation_id";
+
+/// The caller's conversations (archived or not), most recent activity first,
+/// then by id descending; one more than `limit` tells whether a next page exists.
+pub async fn list(
+    pool: &MySqlPool,
+    user: UserId,
+    archived: bool,
+    limit: u32,
+    offset: u64,
+) -> Result<(Vec<ConversationItem>, bool), sqlx::Error> {
+    let sql = format!(
+        "{SELECT} WHERE cp.user_id = ? AND cp.conversation_archived = ? \
+         ORDER BY cp.last_activity_at DESC, cp.conversation_id DESC LIMIT ? OFFSET ?"
+    );
+    let mut rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(user.get())
+        .bind(archived)
+        .bind(limit + 1)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Ok((with_participants(pool, rows).await?, more))
+}
+
+/// One conversation, if the caller is in it.
+pub async fn get(
+    pool: &MySqlPool,
+    user: UserId,
+    id: ConversationId,
+) -> Result<Option<ConversationItem>, sqlx::Error> {
+    let sql = format!("{SELECT} WHERE cp.conversation_id = ? AND cp.user_id = ?");
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(id.to_string())
+        .bind(user.get())
+        .fetch_all(pool)
+        .await?;
+    Ok(with_participants(pool, rows).await?.pop())
+}
+
+/// The caller's DIRECT conversation with `other` about `posting` (none counts as a value).
+pub async fn find_direct(
+    pool: &MySqlPool,
+    user: UserId,
+    other: UserId,
+    posting: Option<PostingId>,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT c.id FROM CONVERSATION_PARTICIPANTS me \
+         JOIN CONVERSATION_PARTICIPANTS other ON other.conversation_id = me.conversation_id AND other.user_id = ? \
+         JOIN CONVERSATIONS c ON c.id = me.conversation_id \
+         WHERE me.user_id = ? AND c.type = 'DIRECT' AND c.posting_id <=> ? LIMIT 1",
+    )
+    .bind(other.get())
+    .bind(user.get())
+    .bind(posting.map(|p| p.to_string()))
+    .fetch_optional(pool)
+    .await
+}
+
+/// Attaches the members of each conversation (one query for the page).
+async fn with_participants(
+    pool: &MySqlPool,
+    rows: Vec<Row>,
+) -> Result<Vec<ConversationItem>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT cp.conversation_id, cp.user_id, cp.role, u.first_name, u.last_name \
+         FROM CONVERSATION_PARTICIPANTS cp JOIN app_users u ON u.id = cp.user_id WHERE cp.conversation_id IN (",
+    );
+    let mut list = q.separated(", ");
+    for row in &rows {
+        list.push_bind(row.0.clone());
+    }
+    q.push(") ORDER BY cp.conversation_id, cp.joined_at, cp.user_id");
+    let members: Vec<(String, i32, Option<String>, String, String)> =
+        q.build_query_as().persistent(false).fetch_all(pool).await?;
+    let mut by_conversation: HashMap<String, Vec<ParticipantItem>> = HashMap::new();
+    for (conversation, user_id, role, first_name, last_name) in members {
+        let role = role.unwrap_or_else(|| "MEMBER".into());
+        by_conversation
+            .entry(conversation)
+            .or_default()
+            .push(ParticipantItem {
+                user_id,
+                role,
+                first_name,
+                last_name,
+            });
+    }
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                id,
+                kind,
+                name,
+                posting_id,
+                created_by,
+                archived,
+                last_message_at,
+                created_at,
+                updated_at,
+                unread,
+                muted,
+                notifications,
+            )| {
+                ConversationItem {
+                    participants: by_conversation.remove(&id).unwrap_or_default(),
+                    id,
+                    kind,
+                    name,
+                    posting_id,
+                    created_by,
+                    is_archived: archived.unwrap_or(false),
+                    last_message_at: last_message_at.map(rfc3339),
+                    created_at: created_at.map(rfc3339).unwrap_or_default(),
+                    updated_at: updated_at.map(rfc3339).unwrap_or_default(),
+                    unread_count: i64::from(unread),
+                    is_muted: muted.unwrap_or(false),
+                    notifications_enabled: notifications.unwrap_or(true),
+                }
+            },
+        )
+        .collect())
+}
