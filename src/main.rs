@@ -28,6 +28,11 @@ enum Command {
     },
     /// Create the database if missing and apply pending migrations.
     Migrate,
+    /// Read-model maintenance.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Print a bearer token for a user (local use).
     Token {
         /// The user id (`sub`).
@@ -42,6 +47,13 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild every read model from the event log into fresh tables and swap
+    /// them in; the API stays up meanwhile.
+    Rebuild,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = dotenvy::dotenv();
@@ -49,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     chat::telemetry::init_logs();
     match cli.command {
         Command::Serve { roles } => serve(cli.config, roles).await,
+        Command::Projections {
+            command: ProjectionsCommand::Rebuild,
+        } => rebuild(&cli.config).await,
         Command::Migrate => {
             chat::db::migrate(&cli.config.database_url)
                 .await
@@ -106,4 +121,36 @@ async fn cancel_on_signal(token: CancellationToken) {
     }
     tracing::info!("signal received");
     token.cancel();
+}
+
+/// `chat projections rebuild`, with a progress bar and a final events/s figure.
+async fn rebuild(config: &Config) -> anyhow::Result<()> {
+    chat::db::migrate(&config.database_url)
+        .await
+        .context("migrating")?;
+    let pool = chat::db::connect(&config.database_url, 4)
+        .await
+        .context("connecting")?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .context("progress style")?,
+    );
+    let report = chat::projections::rebuild::rebuild(&pool, |applied, head| {
+        bar.set_length(head);
+        bar.set_position(applied);
+    })
+    .await
+    .context("rebuilding the read models")?;
+    bar.finish();
+    println!(
+        "rebuilt {} events up to position {} in {:.1} s: {:.0} events/s",
+        report.events,
+        report.position,
+        report.elapsed.as_secs_f64(),
+        report.events_per_second()
+    );
+    Ok(())
 }

@@ -58,26 +58,40 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app against the given NATS server.
 pub async fn spawn_app_with_nats(nats_url: &str) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    start(
+    let (database, stream, prefix) = (
         format!("chat_test_{suffix}"),
-        nats_url,
         format!("TEST_{suffix}"),
         format!("test_{suffix}.events"),
-    )
-    .await
+    );
+    start(database, nats_url, stream, prefix, &Role::ALL).await
+}
+
+/// Starts the app with only some roles (e.g. no projector).
+pub async fn spawn_app_with_roles(roles: &[Role]) -> TestApp {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (database, stream, prefix) = (
+        format!("chat_test_{suffix}"),
+        format!("TEST_{suffix}"),
+        format!("test_{suffix}.events"),
+    );
+    start(database, NATS, stream, prefix, roles).await
 }
 
 /// Starts a second app on the same database, NATS and stream as `other`
 /// (a restart, or another process of the same deployment). It does not
 /// clean up: `other` does.
 pub async fn spawn_app_sharing(other: &TestApp) -> TestApp {
-    let mut app = start(
+    spawn_app_sharing_with_roles(other, &Role::ALL).await
+}
+
+/// Like `spawn_app_sharing`, with only some roles.
+pub async fn spawn_app_sharing_with_roles(other: &TestApp, roles: &[Role]) -> TestApp {
+    let (database, stream, prefix) = (
         other.database.clone(),
-        &other.nats_url,
         other.stream.clone(),
         other.subject_prefix.clone(),
-    )
-    .await;
+    );
+    let mut app = start(database, &other.nats_url, stream, prefix, roles).await;
     app.owns_resources = false;
     app
 }
@@ -87,7 +101,11 @@ async fn start(
     nats_url: &str,
     stream: String,
     subject_prefix: String,
+    roles: &[Role],
 ) -> TestApp {
+    if std::env::var_os("RUST_LOG").is_some() {
+        chat::telemetry::init_logs();
+    }
     let database_url = format!("{MYSQL}/{database}");
     let config = Config {
         database_url: database_url.clone(),
@@ -100,15 +118,19 @@ async fn start(
         aggregate_cache: 1000,
         read_wait_ms: 2000,
     };
-    let server = chat::server::start(config, &Role::ALL)
+    let server = chat::server::start(config, roles)
         .await
         .expect("app starts");
-    let addr = server.addr.expect("api role listens");
+    // A process without the API role has no address; its `base` is unusable.
+    let base = server
+        .addr
+        .map(|addr| format!("http://{addr}"))
+        .unwrap_or_default();
     let pool = chat::db::connect(&database_url, 4)
         .await
         .expect("test pool");
     TestApp {
-        base: format!("http://{addr}"),
+        base,
         client: reqwest::Client::new(),
         jwt: JwtKeys::new(SECRET),
         database,
@@ -452,6 +474,65 @@ impl TestApp {
             assert!(message.payload["recorded_at"]
                 .as_str()
                 .is_some_and(|t| t.ends_with('Z')));
+        }
+    }
+}
+
+/// The read-model tables, in dependency order.
+pub const READ_MODELS: [&str; 6] = [
+    "app_users",
+    "POSTINGS",
+    "CONVERSATIONS",
+    "CONVERSATION_PARTICIPANTS",
+    "MESSAGES",
+    "MESSAGE_REACTIONS",
+];
+
+impl TestApp {
+    /// Every row of every read-model table, each as one string of all its columns.
+    pub async fn read_model_rows(&self) -> Vec<(String, Vec<String>)> {
+        let mut all = Vec::new();
+        for table in READ_MODELS {
+            let columns: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+            )
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await
+            .expect("columns");
+            let cells = columns
+                .iter()
+                .map(|c| format!("IFNULL(CAST(`{c}` AS CHAR), 'NULL')"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT CONCAT_WS('|', {cells}) FROM `{table}` ORDER BY id"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .expect("rows");
+            all.push((table.to_owned(), rows));
+        }
+        all
+    }
+
+    /// Waits until the read models have applied everything in the log.
+    pub async fn wait_projected(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (head, applied): (u64, Option<u64>) = sqlx::query_as(
+                "SELECT h.last_position, (SELECT position FROM projection_checkpoints WHERE name = 'read_models') FROM event_log_head h",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .expect("checkpoint");
+            if applied.unwrap_or(0) >= head {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

@@ -31,6 +31,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // Refreshes the lag gauges.
+    state.health.readiness().await;
     let body = state
         .metrics
         .as_ref()
