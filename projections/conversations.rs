@@ -43,11 +43,7 @@ enum Change {
     Touched,
 }
 
-pub async fn project(
-    conn: &mut MySqlConnection,
-    tables: &Tables,
-    events: &[ProjectedEvent],
-) -> Result<(), sqlx::Error> {
+pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), sqlx::Error> {
     let mut created: Vec<Row> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut last_message: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -57,14 +53,7 @@ pub async fn project(
         };
         let t = projected.recorded_at;
         let (id, change) = match event {
-            E::ConversationCreated {
-                conversation_id,
-                kind,
-                name,
-                posting_id,
-                created_by,
-                ..
-            } => {
+            E::ConversationCreated { conversation_id, kind, name, posting_id, created_by, .. } => {
                 let id = conversation_id.to_string();
                 index.insert(id.clone(), created.len());
                 created.push(Row {
@@ -83,32 +72,14 @@ pub async fn project(
                 });
                 continue;
             }
-            E::ConversationRenamed {
-                conversation_id,
-                name,
-                ..
-            } => (conversation_id, Change::Name(Some(name.clone()))),
-            E::ConversationArchived {
-                conversation_id, ..
-            } => (conversation_id, Change::Archived(true)),
-            E::ConversationUnarchived {
-                conversation_id, ..
-            } => (conversation_id, Change::Archived(false)),
-            E::ParticipantAdded {
-                conversation_id, ..
-            }
-            | E::ParticipantRemoved {
-                conversation_id, ..
-            }
-            | E::ParticipantRoleChanged {
-                conversation_id, ..
-            }
-            | E::OwnershipTransferred {
-                conversation_id, ..
-            } => (conversation_id, Change::Touched),
-            E::MessageSent {
-                conversation_id, ..
-            } => {
+            E::ConversationRenamed { conversation_id, name, .. } => (conversation_id, Change::Name(Some(name.clone()))),
+            E::ConversationArchived { conversation_id, .. } => (conversation_id, Change::Archived(true)),
+            E::ConversationUnarchived { conversation_id, .. } => (conversation_id, Change::Archived(false)),
+            E::ParticipantAdded { conversation_id, .. }
+            | E::ParticipantRemoved { conversation_id, .. }
+            | E::ParticipantRoleChanged { conversation_id, .. }
+            | E::OwnershipTransferred { conversation_id, .. } => (conversation_id, Change::Touched),
+            E::MessageSent { conversation_id, .. } => {
                 let id = conversation_id.to_string();
                 match index.get(&id) {
                     Some(&i) => {
@@ -136,10 +107,13 @@ pub async fn project(
         }
         let table = &tables.conversations;
         let (sql, value) = match change {
-            Change::Name(name) => (format!("UPDATE {table} SET name = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?"), Some(Value::Name(name))),
-            Change::Archived(archived) => {
-                (format!("UPDATE {table} SET is_archived = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?"), Some(Value::Flag(archived)))
+            Change::Name(name) => {
+                (format!("UPDATE {table} SET name = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?"), Some(Value::Name(name)))
             }
+            Change::Archived(archived) => (
+                format!("UPDATE {table} SET is_archived = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?"),
+                Some(Value::Flag(archived)),
+            ),
             Change::Touched => (format!("UPDATE {table} SET updated_at = GREATEST(updated_at, ?) WHERE id = ?"), None),
         };
         let mut statement = sqlx::query(&sql);

@@ -28,26 +28,14 @@ pub struct ProjectedEvent {
 impl ProjectedEvent {
     /// Decodes a stored event by its stream type.
     pub fn from_stored(stored: &StoredEvent) -> Result<Self, ProjectionError> {
-        let decode_error = |e: crate::event_store::StoreError| ProjectionError::Decode {
-            position: stored.position,
-            reason: e.to_string(),
-        };
+        let decode_error = |e: crate::event_store::StoreError| ProjectionError::Decode { position: stored.position, reason: e.to_string() };
         let event = match stored.stream_type.as_str() {
             "conversation" => ProjectionEvent::Conversation(stored.decode().map_err(decode_error)?),
             "user" => ProjectionEvent::User(stored.decode().map_err(decode_error)?),
             "posting" => ProjectionEvent::Posting(stored.decode().map_err(decode_error)?),
-            other => {
-                return Err(ProjectionError::Decode {
-                    position: stored.position,
-                    reason: format!("unknown stream type {other}"),
-                })
-            }
+            other => return Err(ProjectionError::Decode { position: stored.position, reason: format!("unknown stream type {other}") }),
         };
-        Ok(Self {
-            position: stored.position,
-            recorded_at: stored.recorded_at,
-            event,
-        })
+        Ok(Self { position: stored.position, recorded_at: stored.recorded_at, event })
     }
 
     /// The conversation event, if it is one.

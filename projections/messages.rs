@@ -43,11 +43,7 @@ pub fn message_type_name(kind: MessageType) -> &'static str {
     }
 }
 
-pub async fn project(
-    conn: &mut MySqlConnection,
-    tables: &Tables,
-    events: &[ProjectedEvent],
-) -> Result<(), sqlx::Error> {
+pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), sqlx::Error> {
     let mut created: Vec<Row> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for projected in events {
@@ -77,9 +73,7 @@ pub async fn project(
                     content: content.clone(),
                     message_type: message_type_name(*message_type),
                     media_url: media_url.clone(),
-                    media_metadata: media_metadata
-                        .as_ref()
-                        .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+                    media_metadata: media_metadata.as_ref().map(|m| serde_json::Value::Object(m.clone()).to_string()),
                     reply_to_id: reply_to_id.map(|r| r.to_string()),
                     is_edited: false,
                     is_deleted: false,
@@ -88,11 +82,7 @@ pub async fn project(
                     created_at: t,
                 });
             }
-            E::MessageEdited {
-                message_id,
-                content,
-                ..
-            } => {
+            E::MessageEdited { message_id, content, .. } => {
                 let id = message_id.to_string();
                 if let Some(&i) = index.get(&id) {
                     let row = &mut created[i];
@@ -100,15 +90,12 @@ pub async fn project(
                     row.is_edited = true;
                     row.edited_at = Some(t);
                 } else {
-                    sqlx::query(&format!(
-                        "UPDATE {} SET content = ?, is_edited = TRUE, edited_at = ? WHERE id = ?",
-                        tables.messages
-                    ))
-                    .bind(content)
-                    .bind(t)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                    sqlx::query(&format!("UPDATE {} SET content = ?, is_edited = TRUE, edited_at = ? WHERE id = ?", tables.messages))
+                        .bind(content)
+                        .bind(t)
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
                 }
             }
             E::MessageDeleted { message_id, .. } => {
@@ -117,14 +104,11 @@ pub async fn project(
                     created[i].is_deleted = true;
                     created[i].deleted_at = Some(t);
                 } else {
-                    sqlx::query(&format!(
-                        "UPDATE {} SET is_deleted = TRUE, deleted_at = ? WHERE id = ?",
-                        tables.messages
-                    ))
-                    .bind(t)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                    sqlx::query(&format!("UPDATE {} SET is_deleted = TRUE, deleted_at = ? WHERE id = ?", tables.messages))
+                        .bind(t)
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
                 }
             }
             _ => {}

@@ -45,11 +45,7 @@ pub enum ProjectionError {
 
 /// Applies `events` (in position order) to every read model, on a connection
 /// inside a transaction the caller commits with the checkpoint.
-pub async fn apply_batch(
-    conn: &mut MySqlConnection,
-    tables: &Tables,
-    events: &[ProjectedEvent],
-) -> Result<(), ProjectionError> {
+pub async fn apply_batch(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), ProjectionError> {
     users::project(conn, tables, events).await?;
     postings::project(conn, tables, events).await?;
     conversations::project(conn, tables, events).await?;
@@ -60,11 +56,7 @@ pub async fn apply_batch(
 }
 
 /// Moves the checkpoint (in the caller's transaction).
-pub async fn save_checkpoint(
-    conn: &mut MySqlConnection,
-    name: &str,
-    position: u64,
-) -> Result<(), sqlx::Error> {
+pub async fn save_checkpoint(conn: &mut MySqlConnection, name: &str, position: u64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, NOW(6)) \
          ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)",
@@ -79,9 +71,6 @@ pub async fn save_checkpoint(
 /// The position the read models have applied (0 before any).
 pub async fn checkpoint(conn: &mut MySqlConnection, name: &str) -> Result<u64, sqlx::Error> {
     let position: Option<u64> =
-        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
-            .bind(name)
-            .fetch_optional(conn)
-            .await?;
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?").bind(name).fetch_optional(conn).await?;
     Ok(position.unwrap_or(0))
 }

@@ -73,11 +73,7 @@ struct Counters {
     joined_existing: BTreeSet<String>,
 }
 
-pub async fn project(
-    conn: &mut MySqlConnection,
-    tables: &Tables,
-    events: &[ProjectedEvent],
-) -> Result<(), sqlx::Error> {
+pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), sqlx::Error> {
     let table = &tables.participants;
     let mut created: Vec<Option<Row>> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -89,11 +85,7 @@ pub async fn project(
         };
         let t = projected.recorded_at;
         match event {
-            E::ConversationCreated {
-                conversation_id,
-                participants,
-                ..
-            } => {
+            E::ConversationCreated { conversation_id, participants, .. } => {
                 new_conversations.insert(conversation_id.to_string(), false);
                 for p in participants {
                     let row = new_row(conversation_id, p.user_id, p.role, t, false);
@@ -101,16 +93,8 @@ pub async fn project(
                     created.push(Some(row));
                 }
             }
-            E::ParticipantAdded {
-                conversation_id,
-                user_id,
-                role,
-                ..
-            } => {
-                let archived = new_conversations
-                    .get(&conversation_id.to_string())
-                    .copied()
-                    .unwrap_or(false);
+            E::ParticipantAdded { conversation_id, user_id, role, .. } => {
+                let archived = new_conversations.get(&conversation_id.to_string()).copied().unwrap_or(false);
                 let row = new_row(conversation_id, *user_id, *role, t, archived);
                 if !new_conversations.contains_key(&conversation_id.to_string()) {
                     counters.joined_existing.insert(row.id.clone());
@@ -119,11 +103,7 @@ pub async fn project(
                 index.insert(row.id.clone(), created.len());
                 created.push(Some(row));
             }
-            E::ParticipantRemoved {
-                conversation_id,
-                user_id,
-                ..
-            } => {
+            E::ParticipantRemoved { conversation_id, user_id, .. } => {
                 let id = participant_row_id(conversation_id, *user_id);
                 counters.recount.remove(&id);
                 counters.read_marks.remove(&id);
@@ -131,59 +111,18 @@ pub async fn project(
                 match index.remove(&id) {
                     Some(i) => created[i] = None,
                     None => {
-                        sqlx::query(&format!("DELETE FROM {table} WHERE id = ?"))
-                            .bind(id)
-                            .execute(&mut *conn)
-                            .await?;
+                        sqlx::query(&format!("DELETE FROM {table} WHERE id = ?")).bind(id).execute(&mut *conn).await?;
                     }
                 }
             }
-            E::ParticipantRoleChanged {
-                conversation_id,
-                user_id,
-                role,
-                ..
-            } => {
-                set_role(
-                    conn,
-                    table,
-                    &index,
-                    &mut created,
-                    participant_row_id(conversation_id, *user_id),
-                    *role,
-                )
-                .await?;
+            E::ParticipantRoleChanged { conversation_id, user_id, role, .. } => {
+                set_role(conn, table, &index, &mut created, participant_row_id(conversation_id, *user_id), *role).await?;
             }
-            E::OwnershipTransferred {
-                conversation_id,
-                previous_owner,
-                new_owner,
-            } => {
-                set_role(
-                    conn,
-                    table,
-                    &index,
-                    &mut created,
-                    participant_row_id(conversation_id, *previous_owner),
-                    Role::Admin,
-                )
-                .await?;
-                set_role(
-                    conn,
-                    table,
-                    &index,
-                    &mut created,
-                    participant_row_id(conversation_id, *new_owner),
-                    Role::Owner,
-                )
-                .await?;
+            E::OwnershipTransferred { conversation_id, previous_owner, new_owner } => {
+                set_role(conn, table, &index, &mut created, participant_row_id(conversation_id, *previous_owner), Role::Admin).await?;
+                set_role(conn, table, &index, &mut created, participant_row_id(conversation_id, *new_owner), Role::Owner).await?;
             }
-            E::ParticipantSettingsChanged {
-                conversation_id,
-                user_id,
-                is_muted,
-                notifications_enabled,
-            } => {
+            E::ParticipantSettingsChanged { conversation_id, user_id, is_muted, notifications_enabled } => {
                 let id = participant_row_id(conversation_id, *user_id);
                 match index.get(&id).and_then(|&i| created[i].as_mut()) {
                     Some(row) => {
@@ -200,66 +139,34 @@ pub async fn project(
                     }
                 }
             }
-            E::ConversationArchived {
-                conversation_id, ..
-            }
-            | E::ConversationUnarchived {
-                conversation_id, ..
-            } => {
+            E::ConversationArchived { conversation_id, .. } | E::ConversationUnarchived { conversation_id, .. } => {
                 let archived = matches!(event, E::ConversationArchived { .. });
                 let conversation = conversation_id.to_string();
                 if let Some(flag) = new_conversations.get_mut(&conversation) {
                     *flag = archived;
                 }
-                for row in created
-                    .iter_mut()
-                    .flatten()
-                    .filter(|r| r.conversation_id == conversation)
-                {
+                for row in created.iter_mut().flatten().filter(|r| r.conversation_id == conversation) {
                     row.conversation_archived = archived;
                 }
-                sqlx::query(&format!(
-                    "UPDATE {table} SET conversation_archived = ? WHERE conversation_id = ?"
-                ))
-                .bind(archived)
-                .bind(conversation)
-                .execute(&mut *conn)
-                .await?;
+                sqlx::query(&format!("UPDATE {table} SET conversation_archived = ? WHERE conversation_id = ?"))
+                    .bind(archived)
+                    .bind(conversation)
+                    .execute(&mut *conn)
+                    .await?;
             }
-            E::MessageSent {
-                conversation_id,
-                sender_id,
-                ..
-            } => {
+            E::MessageSent { conversation_id, sender_id, .. } => {
                 let conversation = conversation_id.to_string();
                 let entry = counters.sent.entry(conversation.clone()).or_insert((0, t));
                 entry.0 += 1;
                 entry.1 = t;
-                *counters
-                    .own
-                    .entry((conversation, sender_id.get()))
-                    .or_insert(0) += 1;
+                *counters.own.entry((conversation, sender_id.get())).or_insert(0) += 1;
             }
-            E::MessageDeleted {
-                conversation_id,
-                message_id,
-                ..
-            } => {
-                counters
-                    .deleted
-                    .entry(conversation_id.to_string())
-                    .or_default()
-                    .push(message_id.to_string());
+            E::MessageDeleted { conversation_id, message_id, .. } => {
+                counters.deleted.entry(conversation_id.to_string()).or_default().push(message_id.to_string());
             }
-            E::MessagesRead {
-                conversation_id,
-                user_id,
-                message_id,
-            } => {
+            E::MessagesRead { conversation_id, user_id, message_id } => {
                 let id = participant_row_id(conversation_id, *user_id);
-                counters
-                    .read_marks
-                    .insert(id.clone(), message_id.to_string());
+                counters.read_marks.insert(id.clone(), message_id.to_string());
                 counters.recount.insert(id);
             }
             _ => {}
@@ -289,13 +196,7 @@ pub async fn project(
     apply_counters(conn, tables, counters).await
 }
 
-fn new_row(
-    conversation: &ConversationId,
-    user: UserId,
-    role: Role,
-    t: DateTime<Utc>,
-    archived: bool,
-) -> Row {
+fn new_row(conversation: &ConversationId, user: UserId, role: Role, t: DateTime<Utc>, archived: bool) -> Row {
     Row {
         id: participant_row_id(conversation, user),
         conversation_id: conversation.to_string(),
@@ -320,22 +221,14 @@ async fn set_role(
     match index.get(&id).and_then(|&i| created[i].as_mut()) {
         Some(row) => row.role = role_name(role),
         None => {
-            sqlx::query(&format!("UPDATE {table} SET role = ? WHERE id = ?"))
-                .bind(role_name(role))
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(&format!("UPDATE {table} SET role = ? WHERE id = ?")).bind(role_name(role)).bind(id).execute(&mut *conn).await?;
         }
     }
     Ok(())
 }
 
 /// The end of the batch: activity and counters, then read marks and recounts.
-async fn apply_counters(
-    conn: &mut MySqlConnection,
-    tables: &Tables,
-    c: Counters,
-) -> Result<(), sqlx::Error> {
+async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: Counters) -> Result<(), sqlx::Error> {
     let table = &tables.participants;
     // Members who joined an existing conversation take its archive flag and activity.
     if !c.joined_existing.is_empty() {
@@ -347,11 +240,7 @@ async fn apply_counters(
         sql::push_in(&mut q, c.joined_existing.iter().cloned());
         q.build().persistent(false).execute(&mut *conn).await?;
     }
-    let sent: Vec<(String, i64, DateTime<Utc>)> = c
-        .sent
-        .into_iter()
-        .map(|(id, (n, at))| (id, n, at))
-        .collect();
+    let sent: Vec<(String, i64, DateTime<Utc>)> = c.sent.into_iter().map(|(id, (n, at))| (id, n, at)).collect();
     sql::update_join(
         conn,
         table,
@@ -364,11 +253,7 @@ async fn apply_counters(
         },
     )
     .await?;
-    let own: Vec<(String, i32, i64)> = c
-        .own
-        .into_iter()
-        .map(|((id, user), n)| (id, user, n))
-        .collect();
+    let own: Vec<(String, i32, i64)> = c.own.into_iter().map(|((id, user), n)| (id, user, n)).collect();
     sql::update_join(
         conn,
         table,
@@ -389,8 +274,7 @@ async fn apply_counters(
             tables.messages
         ));
         sql::push_in(&mut q, messages.iter().cloned());
-        q.push(") WHERE t.conversation_id = ")
-            .push_bind(conversation.clone());
+        q.push(") WHERE t.conversation_id = ").push_bind(conversation.clone());
         q.build().persistent(false).execute(&mut *conn).await?;
     }
     let marks: Vec<(String, String)> = c.read_marks.into_iter().collect();
@@ -399,10 +283,7 @@ async fn apply_counters(
         table,
         &["id", "message_id"],
         &marks,
-        &format!(
-            "t.id = d.id JOIN {} m ON m.id = d.message_id",
-            tables.messages
-        ),
+        &format!("t.id = d.id JOIN {} m ON m.id = d.message_id", tables.messages),
         "t.last_read_message_id = d.message_id, t.last_read_seq = m.seq",
         &|row, (id, message)| {
             row.push_bind(id.clone()).push_bind(message.clone());

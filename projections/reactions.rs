@@ -21,22 +21,12 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
-pub async fn project(
-    conn: &mut MySqlConnection,
-    tables: &Tables,
-    events: &[ProjectedEvent],
-) -> Result<(), sqlx::Error> {
+pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), sqlx::Error> {
     let mut added: Vec<Option<Row>> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for projected in events {
         match projected.conversation() {
-            Some(E::ReactionAdded {
-                message_id,
-                reaction_id,
-                user_id,
-                emoji,
-                ..
-            }) => {
+            Some(E::ReactionAdded { message_id, reaction_id, user_id, emoji, .. }) => {
                 let id = reaction_id.to_string();
                 index.insert(id.clone(), added.len());
                 added.push(Some(Row {
@@ -52,10 +42,7 @@ pub async fn project(
                 match index.remove(&id) {
                     Some(i) => added[i] = None,
                     None => {
-                        sqlx::query(&format!("DELETE FROM {} WHERE id = ?", tables.reactions))
-                            .bind(id)
-                            .execute(&mut *conn)
-                            .await?;
+                        sqlx::query(&format!("DELETE FROM {} WHERE id = ?", tables.reactions)).bind(id).execute(&mut *conn).await?;
                     }
                 }
             }
@@ -63,19 +50,8 @@ pub async fn project(
         }
     }
     let rows: Vec<Row> = added.into_iter().flatten().collect();
-    sql::insert_rows(
-        conn,
-        &tables.reactions,
-        "id, message_id, user_id, emoji, created_at",
-        &rows,
-        "",
-        &|row, r: &Row| {
-            row.push_bind(r.id.clone())
-                .push_bind(r.message_id.clone())
-                .push_bind(r.user_id)
-                .push_bind(r.emoji.clone())
-                .push_bind(r.created_at);
-        },
-    )
+    sql::insert_rows(conn, &tables.reactions, "id, message_id, user_id, emoji, created_at", &rows, "", &|row, r: &Row| {
+        row.push_bind(r.id.clone()).push_bind(r.message_id.clone()).push_bind(r.user_id).push_bind(r.emoji.clone()).push_bind(r.created_at);
+    })
     .await
 }

@@ -34,10 +34,7 @@ impl RebuildReport {
 }
 
 /// Rebuilds and swaps; `progress(applied, head)` is called after each batch.
-pub async fn rebuild(
-    pool: &MySqlPool,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<RebuildReport, ProjectionError> {
+pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Result<RebuildReport, ProjectionError> {
     let started = Instant::now();
     let reader = EventReader::new(pool.clone());
     let mut conn = pool.acquire().await?.detach();
@@ -58,13 +55,9 @@ pub async fn rebuild(
     }
 
     // Catch up with what was appended meanwhile and swap, with the live projector paused.
-    let locked: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({APPLY_LOCK}, 60)"))
-        .fetch_one(&mut conn)
-        .await?;
+    let locked: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({APPLY_LOCK}, 60)")).fetch_one(&mut conn).await?;
     if locked != Some(1) {
-        return Err(ProjectionError::Database(sqlx::Error::Protocol(
-            "the live projector held the apply lock for 60 s".into(),
-        )));
+        return Err(ProjectionError::Database(sqlx::Error::Protocol("the live projector held the apply lock for 60 s".into())));
     }
     let swapped = async {
         loop {
@@ -80,20 +73,12 @@ pub async fn rebuild(
         swap(&mut conn, position).await
     }
     .await;
-    let _ = sqlx::query(&format!("SELECT RELEASE_LOCK({APPLY_LOCK})"))
-        .execute(&mut conn)
-        .await;
+    let _ = sqlx::query(&format!("SELECT RELEASE_LOCK({APPLY_LOCK})")).execute(&mut conn).await;
     swapped?;
     for table in LIVE.iter().rev() {
-        sqlx::query(&format!("DROP TABLE IF EXISTS `{table}{OLD}`"))
-            .execute(&mut conn)
-            .await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS `{table}{OLD}`")).execute(&mut conn).await?;
     }
-    Ok(RebuildReport {
-        events,
-        position,
-        elapsed: started.elapsed(),
-    })
+    Ok(RebuildReport { events, position, elapsed: started.elapsed() })
 }
 
 /// Applies batches from `position` up to `head`; answers (events applied, new position).
@@ -110,10 +95,7 @@ async fn apply_from_log(
         let Some(last) = stored.last().map(|e| e.position) else {
             break;
         };
-        let batch = stored
-            .iter()
-            .map(ProjectedEvent::from_stored)
-            .collect::<Result<Vec<_>, _>>()?;
+        let batch = stored.iter().map(ProjectedEvent::from_stored).collect::<Result<Vec<_>, _>>()?;
         let mut tx = conn.begin().await?;
         apply_batch(&mut tx, tables, &batch).await?;
         save_checkpoint(&mut tx, REBUILD_CHECKPOINT, last).await?;
@@ -128,18 +110,12 @@ async fn apply_from_log(
 /// keys, and foreign keys pointing at the other shadow tables).
 async fn create_shadow_tables(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
     for table in LIVE.iter().rev() {
-        sqlx::query(&format!("DROP TABLE IF EXISTS `{table}{SHADOW}`"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS `{table}{SHADOW}`")).execute(&mut *conn).await?;
     }
     let generation = chrono::Utc::now().timestamp_millis();
     for table in LIVE {
-        let (_, ddl): (String, String) = sqlx::query_as(&format!("SHOW CREATE TABLE `{table}`"))
-            .fetch_one(&mut *conn)
-            .await?;
-        sqlx::query(&shadow_ddl(&ddl, generation))
-            .execute(&mut *conn)
-            .await?;
+        let (_, ddl): (String, String) = sqlx::query_as(&format!("SHOW CREATE TABLE `{table}`")).fetch_one(&mut *conn).await?;
+        sqlx::query(&shadow_ddl(&ddl, generation)).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -170,22 +146,10 @@ fn shadow_ddl(ddl: &str, generation: i64) -> String {
 /// Swaps shadow and live tables in one statement and moves the live checkpoint.
 async fn swap(conn: &mut MySqlConnection, position: u64) -> Result<(), ProjectionError> {
     for table in LIVE.iter().rev() {
-        sqlx::query(&format!("DROP TABLE IF EXISTS `{table}{OLD}`"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS `{table}{OLD}`")).execute(&mut *conn).await?;
     }
-    let renames: Vec<String> = LIVE
-        .iter()
-        .flat_map(|t| {
-            [
-                format!("`{t}` TO `{t}{OLD}`"),
-                format!("`{t}{SHADOW}` TO `{t}`"),
-            ]
-        })
-        .collect();
-    sqlx::query(&format!("RENAME TABLE {}", renames.join(", ")))
-        .execute(&mut *conn)
-        .await?;
+    let renames: Vec<String> = LIVE.iter().flat_map(|t| [format!("`{t}` TO `{t}{OLD}`"), format!("`{t}{SHADOW}` TO `{t}`")]).collect();
+    sqlx::query(&format!("RENAME TABLE {}", renames.join(", "))).execute(&mut *conn).await?;
     save_checkpoint(conn, CHECKPOINT, position).await?;
     Ok(())
 }

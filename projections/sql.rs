@@ -39,15 +39,9 @@ pub async fn update_join<T>(
     set: &str,
     bind: Binder<'_, T>,
 ) -> Result<(), sqlx::Error> {
-    let header = columns
-        .iter()
-        .map(|c| format!("NULL AS {c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let header = columns.iter().map(|c| format!("NULL AS {c}")).collect::<Vec<_>>().join(", ");
     for chunk in rows.chunks(CHUNK) {
-        let mut q = QueryBuilder::<MySql>::new(format!(
-            "UPDATE {table} t JOIN (SELECT {header} FROM DUAL WHERE FALSE"
-        ));
+        let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} t JOIN (SELECT {header} FROM DUAL WHERE FALSE"));
         for item in chunk {
             q.push(" UNION ALL SELECT ");
             let mut values = q.separated(", ");

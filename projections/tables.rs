@@ -12,14 +12,7 @@ pub struct Tables {
 }
 
 /// The live table names, in dependency order (a table's foreign keys point only to earlier ones).
-pub const LIVE: [&str; 6] = [
-    "app_users",
-    "POSTINGS",
-    "CONVERSATIONS",
-    "CONVERSATION_PARTICIPANTS",
-    "MESSAGES",
-    "MESSAGE_REACTIONS",
-];
+pub const LIVE: [&str; 6] = ["app_users", "POSTINGS", "CONVERSATIONS", "CONVERSATION_PARTICIPANTS", "MESSAGES", "MESSAGE_REACTIONS"];
 
 impl Tables {
     /// The tables the API serves.
@@ -30,13 +23,6 @@ impl Tables {
     /// The same names with `suffix` appended (a rebuild's shadow tables).
     pub fn with_suffix(suffix: &str) -> Self {
         let name = |i: usize| format!("{}{suffix}", LIVE[i]);
-        Self {
-            users: name(0),
-            postings: name(1),
-            conversations: name(2),
-            participants: name(3),
-            messages: name(4),
-            reactions: name(5),
-        }
+        Self { users: name(0), postings: name(1), conversations: name(2), participants: name(3), messages: name(4), reactions: name(5) }
     }
 }

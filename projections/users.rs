@@ -16,35 +16,16 @@ struct Row {
     email: Option<String>,
 }
 
-pub async fn project(
-    conn: &mut MySqlConnection,
-    tables: &Tables,
-    events: &[ProjectedEvent],
-) -> Result<(), sqlx::Error> {
+pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), sqlx::Error> {
     // The last profile of each user in the batch wins.
     let mut rows = BTreeMap::new();
     for event in events {
         if let ProjectionEvent::User(
-            UserEvent::UserRegistered {
-                user_id,
-                first_name,
-                last_name,
-                email,
-            }
-            | UserEvent::UserProfileUpdated {
-                user_id,
-                first_name,
-                last_name,
-                email,
-            },
+            UserEvent::UserRegistered { user_id, first_name, last_name, email }
+            | UserEvent::UserProfileUpdated { user_id, first_name, last_name, email },
         ) = &event.event
         {
-            let row = Row {
-                id: user_id.get(),
-                first_name: first_name.clone(),
-                last_name: last_name.clone(),
-                email: email.clone(),
-            };
+            let row = Row { id: user_id.get(), first_name: first_name.clone(), last_name: last_name.clone(), email: email.clone() };
             rows.insert(user_id.get(), row);
         }
     }

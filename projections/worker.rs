@@ -17,10 +17,7 @@ use sqlx::{Connection, MySqlConnection, MySqlPool};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    apply_batch, checkpoint, save_checkpoint, ProjectedEvent, ProjectionError, ProjectionEvent,
-    Tables, CHECKPOINT,
-};
+use super::{apply_batch, checkpoint, save_checkpoint, ProjectedEvent, ProjectionError, ProjectionEvent, Tables, CHECKPOINT};
 use crate::event_store::{decode_payload, EventReader};
 
 /// Events applied per transaction, at most.
@@ -60,49 +57,20 @@ struct Published {
 impl Published {
     fn decode(self) -> Result<ProjectedEvent, ProjectionError> {
         let data = self.data.to_string();
-        let error = |e: serde_json::Error| ProjectionError::Decode {
-            position: self.position,
-            reason: e.to_string(),
-        };
+        let error = |e: serde_json::Error| ProjectionError::Decode { position: self.position, reason: e.to_string() };
         let event = match self.stream_type.as_str() {
-            "conversation" => ProjectionEvent::Conversation(
-                decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?,
-            ),
-            "user" => ProjectionEvent::User(
-                decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?,
-            ),
-            "posting" => ProjectionEvent::Posting(
-                decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?,
-            ),
-            other => {
-                return Err(ProjectionError::Decode {
-                    position: self.position,
-                    reason: format!("unknown stream type {other}"),
-                })
-            }
+            "conversation" => ProjectionEvent::Conversation(decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?),
+            "user" => ProjectionEvent::User(decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?),
+            "posting" => ProjectionEvent::Posting(decode_payload(&self.event_type, self.schema_version, &data).map_err(error)?),
+            other => return Err(ProjectionError::Decode { position: self.position, reason: format!("unknown stream type {other}") }),
         };
-        Ok(ProjectedEvent {
-            position: self.position,
-            recorded_at: self.recorded_at,
-            event,
-        })
+        Ok(ProjectedEvent { position: self.position, recorded_at: self.recorded_at, event })
     }
 }
 
 impl ProjectionWorker {
-    pub fn new(
-        pool: MySqlPool,
-        nats: async_nats::Client,
-        config: WorkerConfig,
-        applied: watch::Sender<u64>,
-    ) -> Self {
-        Self {
-            reader: EventReader::new(pool.clone()),
-            pool,
-            js: jetstream::new(nats),
-            config,
-            applied,
-        }
+    pub fn new(pool: MySqlPool, nats: async_nats::Client, config: WorkerConfig, applied: watch::Sender<u64>) -> Self {
+        Self { reader: EventReader::new(pool.clone()), pool, js: jetstream::new(nats), config, applied }
     }
 
     /// Runs until `shutdown`.
@@ -126,9 +94,7 @@ impl ProjectionWorker {
     /// Takes the leader lock and applies batches while holding it.
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
         let mut conn = self.pool.acquire().await?.detach();
-        let leader: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({LEADER_LOCK}, 0)"))
-            .fetch_one(&mut conn)
-            .await?;
+        let leader: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({LEADER_LOCK}, 0)")).fetch_one(&mut conn).await?;
         if leader != Some(1) {
             // Another process applies; follow its progress for this process's readers.
             let position = checkpoint(&mut conn, CHECKPOINT).await?;
@@ -177,20 +143,9 @@ impl ProjectionWorker {
 
     /// The events after `position`: the fetched payloads if they continue
     /// exactly from it, otherwise (a gap, a duplicate, nothing) the event log.
-    async fn next_batch(
-        &self,
-        position: u64,
-        published: Vec<Published>,
-    ) -> Result<Vec<ProjectedEvent>, ProjectionError> {
-        let fresh: Vec<Published> = published
-            .into_iter()
-            .filter(|p| p.position > position)
-            .collect();
-        let contiguous = !fresh.is_empty()
-            && fresh
-                .iter()
-                .enumerate()
-                .all(|(i, p)| p.position == position + 1 + i as u64);
+    async fn next_batch(&self, position: u64, published: Vec<Published>) -> Result<Vec<ProjectedEvent>, ProjectionError> {
+        let fresh: Vec<Published> = published.into_iter().filter(|p| p.position > position).collect();
+        let contiguous = !fresh.is_empty() && fresh.iter().enumerate().all(|(i, p)| p.position == position + 1 + i as u64);
         if contiguous {
             return fresh.into_iter().map(Published::decode).collect();
         }
@@ -201,24 +156,15 @@ impl ProjectionWorker {
     /// Applies one batch in one transaction with the checkpoint, under the
     /// apply lock; if the checkpoint moved meanwhile (a rebuild swapped the
     /// tables), applies nothing and answers where it is now.
-    async fn apply(
-        &self,
-        conn: &mut MySqlConnection,
-        position: u64,
-        batch: &[ProjectedEvent],
-    ) -> Result<Applied, ProjectionError> {
+    async fn apply(&self, conn: &mut MySqlConnection, position: u64, batch: &[ProjectedEvent]) -> Result<Applied, ProjectionError> {
         let started = std::time::Instant::now();
-        sqlx::query(&format!("SELECT GET_LOCK({APPLY_LOCK}, 60)"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&format!("SELECT GET_LOCK({APPLY_LOCK}, 60)")).execute(&mut *conn).await?;
         let outcome = async {
             let mut tx = conn.begin().await?;
-            let current: Option<u64> = sqlx::query_scalar(
-                "SELECT position FROM projection_checkpoints WHERE name = ? FOR UPDATE",
-            )
-            .bind(CHECKPOINT)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let current: Option<u64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ? FOR UPDATE")
+                .bind(CHECKPOINT)
+                .fetch_optional(&mut *tx)
+                .await?;
             let current = current.unwrap_or(0);
             if current != position {
                 tx.rollback().await?;
@@ -231,11 +177,8 @@ impl ProjectionWorker {
             Ok::<_, ProjectionError>(Applied::Done)
         }
         .await;
-        let _ = sqlx::query(&format!("SELECT RELEASE_LOCK({APPLY_LOCK})"))
-            .execute(&mut *conn)
-            .await;
-        metrics::histogram!("chat_projection_batch_seconds")
-            .record(started.elapsed().as_secs_f64());
+        let _ = sqlx::query(&format!("SELECT RELEASE_LOCK({APPLY_LOCK})")).execute(&mut *conn).await;
+        metrics::histogram!("chat_projection_batch_seconds").record(started.elapsed().as_secs_f64());
         outcome
     }
 
@@ -268,12 +211,7 @@ enum Applied {
 async fn fetch(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
 ) -> Result<(Vec<Published>, Option<jetstream::Message>), async_nats::Error> {
-    let mut messages = consumer
-        .fetch()
-        .max_messages(LIVE_BATCH as usize)
-        .expires(Duration::from_millis(100))
-        .messages()
-        .await?;
+    let mut messages = consumer.fetch().max_messages(LIVE_BATCH as usize).expires(Duration::from_millis(100)).messages().await?;
     let mut published = Vec::new();
     let mut last = None;
     while let Some(message) = messages.next().await {

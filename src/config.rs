@@ -8,22 +8,13 @@ use clap::{Args, ValueEnum};
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// MySQL/MariaDB URL; the database is created if missing.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "mysql://root@127.0.0.1:3306/chat"
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "mysql://root@127.0.0.1:3306/chat")]
     pub database_url: String,
     /// NATS server URL (JetStream enabled).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// HS256 secret for bearer tokens.
-    #[arg(
-        long,
-        env = "CHAT_JWT_SECRET",
-        default_value = "dev-secret",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CHAT_JWT_SECRET", default_value = "dev-secret", hide_env_values = true)]
     pub jwt_secret: String,
     /// Address the HTTP API listens on.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]

@@ -61,21 +61,15 @@ async fn main() -> anyhow::Result<()> {
     chat::telemetry::init_logs();
     match cli.command {
         Command::Serve { roles } => serve(cli.config, roles).await,
-        Command::Projections {
-            command: ProjectionsCommand::Rebuild,
-        } => rebuild(&cli.config).await,
+        Command::Projections { command: ProjectionsCommand::Rebuild } => rebuild(&cli.config).await,
         Command::Migrate => {
-            chat::db::migrate(&cli.config.database_url)
-                .await
-                .context("migrating")?;
+            chat::db::migrate(&cli.config.database_url).await.context("migrating")?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Token { user, scope, ttl } => {
             let user = UserId::new(user).context("the user id must be from 1 to 2147483647")?;
-            let token = JwtKeys::new(&cli.config.jwt_secret)
-                .issue(user, scope.as_deref(), ttl)
-                .context("signing the token")?;
+            let token = JwtKeys::new(&cli.config.jwt_secret).issue(user, scope.as_deref(), ttl).context("signing the token")?;
             println!("{token}");
             Ok(())
         }
@@ -90,9 +84,7 @@ async fn serve(config: Config, mut roles: Vec<Role>) -> anyhow::Result<()> {
         tracing::warn!("CHAT_JWT_SECRET is not set: using the development secret");
     }
     chat::telemetry::metrics_handle();
-    let server = chat::server::start(config, &roles)
-        .await
-        .context("starting the server")?;
+    let server = chat::server::start(config, &roles).await.context("starting the server")?;
     let token = server.shutdown_token();
     tokio::spawn(cancel_on_signal(token));
     server.wait().await;
@@ -125,18 +117,12 @@ async fn cancel_on_signal(token: CancellationToken) {
 
 /// `chat projections rebuild`, with a progress bar and a final events/s figure.
 async fn rebuild(config: &Config) -> anyhow::Result<()> {
-    chat::db::migrate(&config.database_url)
-        .await
-        .context("migrating")?;
-    let pool = chat::db::connect(&config.database_url, 4)
-        .await
-        .context("connecting")?;
+    chat::db::migrate(&config.database_url).await.context("migrating")?;
+    let pool = chat::db::connect(&config.database_url, 4).await.context("connecting")?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} events ({per_sec}, eta {eta})",
-        )
-        .context("progress style")?,
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
+            .context("progress style")?,
     );
     let report = chat::projections::rebuild::rebuild(&pool, |applied, head| {
         bar.set_length(head);

@@ -75,28 +75,20 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
     let shutdown = CancellationToken::new();
     let publisher_stop = CancellationToken::new();
     let publisher_task = roles.contains(&Role::Publisher).then(|| {
-        let config = PublisherConfig {
-            stream: config.nats_stream.clone(),
-            subject_prefix: config.nats_subject_prefix.clone(),
-        };
+        let config = PublisherConfig { stream: config.nats_stream.clone(), subject_prefix: config.nats_subject_prefix.clone() };
         let publisher = Publisher::new(pool.clone(), nats.clone(), config, appender.head());
         tokio::spawn(publisher.run(publisher_stop.clone()))
     });
 
     let (applied_tx, applied) = tokio::sync::watch::channel(0u64);
     let projector_task = roles.contains(&Role::Projector).then(|| {
-        let config = WorkerConfig {
-            stream: config.nats_stream.clone(),
-        };
+        let config = WorkerConfig { stream: config.nats_stream.clone() };
         let worker = ProjectionWorker::new(pool.clone(), nats.clone(), config, applied_tx);
         tokio::spawn(worker.run(shutdown.clone()))
     });
 
     let idempotency = IdempotencyStore::new(pool.clone());
-    let sweeper = tokio::spawn(sweep_idempotency_keys(
-        idempotency.clone(),
-        shutdown.clone(),
-    ));
+    let sweeper = tokio::spawn(sweep_idempotency_keys(idempotency.clone(), shutdown.clone()));
 
     let (addr, http_task) = if roles.contains(&Role::Api) {
         let services = Arc::new(Services {
@@ -112,19 +104,13 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             read_wait: Duration::from_millis(config.read_wait_ms),
             metrics: crate::telemetry::metrics_handle(),
         });
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| StartError::Listen(config.listen, e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Listen(config.listen, e))?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;
+        let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
         let router = http::router(services);
         let stop = shutdown.clone();
         let task = tokio::spawn(
             async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
+                let served = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await;
                 if let Err(error) = served {
                     tracing::error!(%error, "HTTP server failed");
                 }
@@ -150,13 +136,8 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         tracing::info!("appender drained; publishing what is left");
         publisher_stop.cancel();
         if let Some(publisher) = publisher_task {
-            if tokio::time::timeout(Duration::from_secs(10), publisher)
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    "publisher did not finish within 10 s; the rest is published at next start"
-                );
+            if tokio::time::timeout(Duration::from_secs(10), publisher).await.is_err() {
+                tracing::warn!("publisher did not finish within 10 s; the rest is published at next start");
             }
         }
         let _ = sweeper.await;
@@ -166,11 +147,7 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         pool.close().await;
         tracing::info!("stopped");
     });
-    Ok(RunningServer {
-        addr,
-        shutdown,
-        task,
-    })
+    Ok(RunningServer { addr, shutdown, task })
 }
 
 /// Deletes expired idempotency keys every ten minutes.

@@ -8,15 +8,10 @@ use tracing_subscriber::{fmt, EnvFilter};
 /// Installs the log subscriber: `RUST_LOG` filters (default `info`),
 /// `CHAT_LOG_FORMAT=json` for structured output.
 pub fn init_logs() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
     let json = std::env::var("CHAT_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
 }
 
 /// The process-wide metrics recorder (installed once, shared by every server

@@ -15,13 +15,7 @@ async fn a_retry_returns_the_first_response_and_appends_nothing() {
     let token = app.token(2);
     let path = format!("/api/v1/conversations/{c}/messages");
     let send = |content: &'static str, key: &'static str| {
-        app.request(
-            Method::POST,
-            &path,
-            Some(&token),
-            Some(json!({"content": content})),
-            &[("Idempotency-Key", key)],
-        )
+        app.request(Method::POST, &path, Some(&token), Some(json!({"content": content})), &[("Idempotency-Key", key)])
     };
     let first = send("hello", "k-1").await;
     assert_eq!(first.status, StatusCode::CREATED);
@@ -32,23 +26,13 @@ async fn a_retry_returns_the_first_response_and_appends_nothing() {
     assert_eq!(app.event_count().await, count, "nothing appended");
 
     let reused = send("other", "k-1").await;
-    assert_eq!(
-        (reused.status, reused.code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
-    );
+    assert_eq!((reused.status, reused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
     assert_eq!(app.event_count().await, count);
 
     // The same key from another user is another key.
     let other_token = app.token(1);
-    let other = app
-        .request(
-            Method::POST,
-            &path,
-            Some(&other_token),
-            Some(json!({"content": "hello"})),
-            &[("Idempotency-Key", "k-1")],
-        )
-        .await;
+    let other =
+        app.request(Method::POST, &path, Some(&other_token), Some(json!({"content": "hello"})), &[("Idempotency-Key", "k-1")]).await;
     assert_eq!(other.status, StatusCode::CREATED);
     assert_ne!(other.body["message_id"], first.body["message_id"]);
 }
@@ -60,26 +44,10 @@ async fn a_refused_command_can_be_retried_with_its_key() {
     let c = app.create_group(1, &[]).await;
     let token = app.token(1);
     let path = format!("/api/v1/conversations/{c}/participants");
-    let add = || {
-        app.request(
-            Method::POST,
-            &path,
-            Some(&token),
-            Some(json!({"user_id": 9})),
-            &[("Idempotency-Key", "add-9")],
-        )
-    };
-    assert_eq!(
-        add().await.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "user 9 does not exist yet"
-    );
+    let add = || app.request(Method::POST, &path, Some(&token), Some(json!({"user_id": 9})), &[("Idempotency-Key", "add-9")]);
+    assert_eq!(add().await.status, StatusCode::UNPROCESSABLE_ENTITY, "user 9 does not exist yet");
     app.register_users([9]).await;
-    assert_eq!(
-        add().await.status,
-        StatusCode::CREATED,
-        "the failed attempt did not consume the key"
-    );
+    assert_eq!(add().await.status, StatusCode::CREATED, "the failed attempt did not consume the key");
     let replay = add().await;
     assert_eq!(replay.status, StatusCode::CREATED);
     assert_eq!(replay.headers["idempotent-replayed"], "true");
@@ -93,29 +61,11 @@ async fn no_op_answers_are_replayed_too() {
     let m = app.send(2, &c, "hi").await;
     let token = app.token(1);
     let path = format!("/api/v1/messages/{m}/reactions/%E2%9D%A4");
-    let first = app
-        .request(Method::PUT, &path, Some(&token), None, &[])
-        .await;
+    let first = app.request(Method::PUT, &path, Some(&token), None, &[]).await;
     assert_eq!(first.status, StatusCode::CREATED);
-    let keyed = app
-        .request(
-            Method::PUT,
-            &path,
-            Some(&token),
-            None,
-            &[("Idempotency-Key", "again")],
-        )
-        .await;
+    let keyed = app.request(Method::PUT, &path, Some(&token), None, &[("Idempotency-Key", "again")]).await;
     assert_eq!(keyed.status, StatusCode::OK);
-    let replay = app
-        .request(
-            Method::PUT,
-            &path,
-            Some(&token),
-            None,
-            &[("Idempotency-Key", "again")],
-        )
-        .await;
+    let replay = app.request(Method::PUT, &path, Some(&token), None, &[("Idempotency-Key", "again")]).await;
     assert_eq!((replay.status, &replay.body), (StatusCode::OK, &keyed.body));
     assert_eq!(replay.body["reaction_id"], first.body["reaction_id"]);
 }
@@ -128,37 +78,16 @@ async fn concurrent_retries_with_one_key_append_once() {
     let token = app.token(2);
     let path = format!("/api/v1/conversations/{c}/messages");
     let before = app.event_count().await;
-    let attempts = (0..10).map(|_| {
-        app.request(
-            Method::POST,
-            &path,
-            Some(&token),
-            Some(json!({"content": "once"})),
-            &[("Idempotency-Key", "burst")],
-        )
-    });
+    let attempts =
+        (0..10).map(|_| app.request(Method::POST, &path, Some(&token), Some(json!({"content": "once"})), &[("Idempotency-Key", "burst")]));
     let answers = futures::future::join_all(attempts).await;
-    let created: Vec<_> = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::CREATED)
-        .collect();
+    let created: Vec<_> = answers.iter().filter(|a| a.status == StatusCode::CREATED).collect();
     assert!(!created.is_empty());
     for answer in &answers {
-        assert!(
-            answer.status == StatusCode::CREATED || answer.code() == "idempotency_in_progress",
-            "{:?}",
-            answer.body
-        );
+        assert!(answer.status == StatusCode::CREATED || answer.code() == "idempotency_in_progress", "{:?}", answer.body);
     }
-    assert!(
-        created.iter().all(|a| a.body == created[0].body),
-        "every success is the first response"
-    );
-    assert_eq!(
-        app.event_count().await,
-        before + 1,
-        "exactly one message appended"
-    );
+    assert!(created.iter().all(|a| a.body == created[0].body), "every success is the first response");
+    assert_eq!(app.event_count().await, before + 1, "exactly one message appended");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,8 +105,5 @@ async fn malformed_keys_are_refused() {
             &[("Idempotency-Key", &long)],
         )
         .await;
-    assert_eq!(
-        (answer.status, answer.code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
-    );
+    assert_eq!((answer.status, answer.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
 }

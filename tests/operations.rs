@@ -22,12 +22,7 @@ async fn health_readiness_and_metrics_need_no_token() {
     assert!(ready.body["projection_lag"]["seconds"].is_number());
 
     app.register_users([1]).await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("chat_append_batch_requests"), "{text}");
@@ -36,15 +31,9 @@ async fn health_readiness_and_metrics_need_no_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_describes_every_command() {
     let app = spawn_app().await;
-    let doc = app
-        .request(Method::GET, "/api/v1/openapi.json", None, None, &[])
-        .await;
+    let doc = app.request(Method::GET, "/api/v1/openapi.json", None, None, &[]).await;
     assert_eq!(doc.status, StatusCode::OK);
-    assert!(
-        doc.body["openapi"].as_str().unwrap().starts_with("3.1"),
-        "{}",
-        doc.body["openapi"]
-    );
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc.body["openapi"]);
     let paths = doc.body["paths"].as_object().unwrap();
     for (path, method) in [
         ("/api/v1/conversations", "post"),
@@ -52,10 +41,7 @@ async fn openapi_document_describes_every_command() {
         ("/api/v1/conversations/{id}/archive", "post"),
         ("/api/v1/conversations/{id}/unarchive", "post"),
         ("/api/v1/conversations/{id}/participants", "post"),
-        (
-            "/api/v1/conversations/{id}/participants/{user_id}",
-            "delete",
-        ),
+        ("/api/v1/conversations/{id}/participants/{user_id}", "delete"),
         ("/api/v1/conversations/{id}/participants/{user_id}", "patch"),
         ("/api/v1/conversations/{id}/participants/me", "patch"),
         ("/api/v1/conversations/{id}/messages", "post"),
@@ -69,10 +55,7 @@ async fn openapi_document_describes_every_command() {
         ("/healthz", "get"),
         ("/readyz", "get"),
     ] {
-        assert!(
-            paths.get(path).and_then(|p| p.get(method)).is_some(),
-            "{method} {path} is documented"
-        );
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
     }
     assert!(doc.body["components"]["schemas"]["Problem"].is_object());
 }
@@ -83,14 +66,7 @@ async fn shutdown_finishes_commands_in_flight_and_publishes_them() {
     app.register_users(1..=2).await;
     let c = app.create_group(1, &[2]).await;
     let sends: Vec<_> = (0..50)
-        .map(|i| {
-            tokio::spawn(app.call(
-                Method::POST,
-                &format!("/conversations/{c}/messages"),
-                2,
-                Some(json!({"content": format!("{i}")})),
-            ))
-        })
+        .map(|i| tokio::spawn(app.call(Method::POST, &format!("/conversations/{c}/messages"), 2, Some(json!({"content": format!("{i}")})))))
         .collect();
     tokio::time::sleep(Duration::from_millis(20)).await;
     app.stop().await;
@@ -103,23 +79,14 @@ async fn shutdown_finishes_commands_in_flight_and_publishes_them() {
         }
     }
     let messages: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM event_log WHERE event_type = 'MessageSent'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert!(
-        messages >= accepted,
-        "every accepted command is in the log ({messages} < {accepted})"
-    );
+        sqlx::query_scalar("SELECT COUNT(*) FROM event_log WHERE event_type = 'MessageSent'").fetch_one(&app.pool).await.unwrap();
+    assert!(messages >= accepted, "every accepted command is in the log ({messages} < {accepted})");
     let (head, cursor): (u64, u64) =
         sqlx::query_as("SELECT h.last_position, c.last_position FROM event_log_head h JOIN publication_cursor c ON c.name = 'jetstream'")
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    assert_eq!(
-        cursor, head,
-        "everything committed was published before the process stopped"
-    );
+    assert_eq!(cursor, head, "everything committed was published before the process stopped");
     let again = spawn_app_sharing(&app).await;
     let published = again.consume_all(Duration::from_millis(500)).await;
     again.assert_published_exactly_once(&published).await;

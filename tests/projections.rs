@@ -18,31 +18,11 @@ async fn build_history(app: &TestApp) {
     app.register_users(1..=6).await;
     let posting = app.register_posting("Bike").await;
     let admin = app.admin_token();
-    app.request(
-        Method::PUT,
-        "/api/v1/users/6",
-        Some(&admin),
-        Some(json!({"first_name": "Six", "last_name": "Renamed"})),
-        &[],
-    )
-    .await;
-    app.request(
-        Method::PUT,
-        &format!("/api/v1/postings/{posting}"),
-        Some(&admin),
-        Some(json!({"title": "Bicycle"})),
-        &[],
-    )
-    .await;
+    app.request(Method::PUT, "/api/v1/users/6", Some(&admin), Some(json!({"first_name": "Six", "last_name": "Renamed"})), &[]).await;
+    app.request(Method::PUT, &format!("/api/v1/postings/{posting}"), Some(&admin), Some(json!({"title": "Bicycle"})), &[]).await;
     let g = app.create_group(1, &[2, 3]).await;
-    let direct = app
-        .call(
-            Method::POST,
-            "/conversations",
-            4,
-            Some(json!({"type": "DIRECT", "posting_id": posting, "participant_ids": [5]})),
-        )
-        .await;
+    let direct =
+        app.call(Method::POST, "/conversations", 4, Some(json!({"type": "DIRECT", "posting_id": posting, "participant_ids": [5]}))).await;
     let d = direct.body["conversation_id"].as_str().unwrap().to_owned();
     let mut messages = Vec::new();
     for i in 0..12 {
@@ -50,105 +30,26 @@ async fn build_history(app: &TestApp) {
     }
     let dm = app.send(4, &d, "direct").await;
     let calls: Vec<(Method, String, i64, Option<serde_json::Value>)> = vec![
-        (
-            Method::PATCH,
-            format!("/conversations/{g}"),
-            1,
-            Some(json!({"name": "Renamed"})),
-        ),
-        (
-            Method::POST,
-            format!("/conversations/{g}/participants"),
-            1,
-            Some(json!({"user_id": 4, "role": "ADMIN"})),
-        ),
-        (
-            Method::PATCH,
-            format!("/conversations/{g}/participants/2"),
-            1,
-            Some(json!({"role": "ADMIN"})),
-        ),
-        (
-            Method::PATCH,
-            format!("/conversations/{g}/participants/me"),
-            3,
-            Some(json!({"is_muted": true, "notifications_enabled": false})),
-        ),
-        (
-            Method::PATCH,
-            format!("/messages/{}", messages[0]),
-            1,
-            Some(json!({"content": "edited"})),
-        ),
-        (
-            Method::DELETE,
-            format!("/messages/{}", messages[1]),
-            2,
-            None,
-        ),
-        (
-            Method::PUT,
-            format!("/messages/{}/reactions/%F0%9F%91%8D", messages[2]),
-            1,
-            None,
-        ),
-        (
-            Method::PUT,
-            format!("/messages/{}/reactions/%E2%9D%A4", messages[2]),
-            2,
-            None,
-        ),
-        (
-            Method::DELETE,
-            format!("/messages/{}/reactions/%E2%9D%A4", messages[2]),
-            2,
-            None,
-        ),
-        (
-            Method::POST,
-            format!("/conversations/{g}/read"),
-            2,
-            Some(json!({"message_id": messages[5]})),
-        ),
-        (
-            Method::POST,
-            format!("/conversations/{g}/read"),
-            3,
-            Some(json!({"message_id": messages[11]})),
-        ),
-        (
-            Method::DELETE,
-            format!("/messages/{}", messages[10]),
-            1,
-            None,
-        ),
-        (
-            Method::POST,
-            format!("/conversations/{d}/read"),
-            5,
-            Some(json!({"message_id": dm})),
-        ),
-        (
-            Method::DELETE,
-            format!("/conversations/{g}/participants/3"),
-            3,
-            None,
-        ),
-        (
-            Method::PATCH,
-            format!("/conversations/{g}/participants/4"),
-            1,
-            Some(json!({"role": "OWNER"})),
-        ),
+        (Method::PATCH, format!("/conversations/{g}"), 1, Some(json!({"name": "Renamed"}))),
+        (Method::POST, format!("/conversations/{g}/participants"), 1, Some(json!({"user_id": 4, "role": "ADMIN"}))),
+        (Method::PATCH, format!("/conversations/{g}/participants/2"), 1, Some(json!({"role": "ADMIN"}))),
+        (Method::PATCH, format!("/conversations/{g}/participants/me"), 3, Some(json!({"is_muted": true, "notifications_enabled": false}))),
+        (Method::PATCH, format!("/messages/{}", messages[0]), 1, Some(json!({"content": "edited"}))),
+        (Method::DELETE, format!("/messages/{}", messages[1]), 2, None),
+        (Method::PUT, format!("/messages/{}/reactions/%F0%9F%91%8D", messages[2]), 1, None),
+        (Method::PUT, format!("/messages/{}/reactions/%E2%9D%A4", messages[2]), 2, None),
+        (Method::DELETE, format!("/messages/{}/reactions/%E2%9D%A4", messages[2]), 2, None),
+        (Method::POST, format!("/conversations/{g}/read"), 2, Some(json!({"message_id": messages[5]}))),
+        (Method::POST, format!("/conversations/{g}/read"), 3, Some(json!({"message_id": messages[11]}))),
+        (Method::DELETE, format!("/messages/{}", messages[10]), 1, None),
+        (Method::POST, format!("/conversations/{d}/read"), 5, Some(json!({"message_id": dm}))),
+        (Method::DELETE, format!("/conversations/{g}/participants/3"), 3, None),
+        (Method::PATCH, format!("/conversations/{g}/participants/4"), 1, Some(json!({"role": "OWNER"}))),
         (Method::POST, format!("/conversations/{d}/archive"), 5, None),
     ];
     for (method, path, user, body) in calls {
         let answer = app.call(method.clone(), &path, user, body).await;
-        assert!(
-            answer.status.is_success(),
-            "{method} {path}: {:?}",
-            answer.body
-        );
+        assert!(answer.status.is_success(), "{method} {path}: {:?}", answer.body);
     }
     app.send(2, &g, "after").await;
 }
@@ -159,14 +60,10 @@ async fn rebuild_equals_live_and_the_api_stays_up() {
     build_history(&app).await;
     assert!(app.wait_projected(Duration::from_secs(10)).await);
     let live = app.read_model_rows().await;
-    assert!(
-        live.iter().all(|(_, rows)| !rows.is_empty()),
-        "every table has rows"
-    );
+    assert!(live.iter().all(|(_, rows)| !rows.is_empty()), "every table has rows");
 
     let pool = app.pool.clone();
-    let rebuild =
-        tokio::spawn(async move { chat::projections::rebuild::rebuild(&pool, |_, _| {}).await });
+    let rebuild = tokio::spawn(async move { chat::projections::rebuild::rebuild(&pool, |_, _| {}).await });
     // The API keeps answering during the rebuild.
     for _ in 0..5 {
         let answer = app.call(Method::GET, "/conversations", 1, None).await;
@@ -174,28 +71,14 @@ async fn rebuild_equals_live_and_the_api_stays_up() {
     }
     let report = rebuild.await.unwrap().expect("rebuild");
     assert_eq!(report.position, app.event_count().await as u64);
-    assert_eq!(
-        app.read_model_rows().await,
-        live,
-        "rebuilt tables equal the live ones, row for row"
-    );
+    assert_eq!(app.read_model_rows().await, live, "rebuilt tables equal the live ones, row for row");
 
     // And the live projector carries on on the swapped tables.
     let c = app.create_group(1, &[2]).await;
     let position = app.send(2, &c, "after rebuild").await;
     let _ = position;
     assert!(app.wait_projected(Duration::from_secs(10)).await);
-    let page = app
-        .call(
-            Method::GET,
-            &format!(
-                "/conversations/{c}/messages?min_position={}",
-                app.event_count().await
-            ),
-            1,
-            None,
-        )
-        .await;
+    let page = app.call(Method::GET, &format!("/conversations/{c}/messages?min_position={}", app.event_count().await), 1, None).await;
     assert_eq!(page.body["items"][0]["content"], "after rebuild");
 }
 
@@ -206,44 +89,23 @@ async fn a_projector_killed_mid_batch_then_restarted_gives_the_same_tables() {
     let head = writer.event_count().await as u64;
 
     // A projector applies half the log in a transaction and dies before COMMIT.
-    let stored = chat::event_store::EventReader::new(writer.pool.clone())
-        .events_after(0, (head / 2) as u32)
-        .await
-        .unwrap();
-    let batch: Vec<ProjectedEvent> = stored
-        .iter()
-        .map(|e| ProjectedEvent::from_stored(e).unwrap())
-        .collect();
+    let stored = chat::event_store::EventReader::new(writer.pool.clone()).events_after(0, (head / 2) as u32).await.unwrap();
+    let batch: Vec<ProjectedEvent> = stored.iter().map(|e| ProjectedEvent::from_stored(e).unwrap()).collect();
     {
-        let mut conn = sqlx::MySqlConnection::connect(&writer.database_url)
-            .await
-            .unwrap();
+        let mut conn = sqlx::MySqlConnection::connect(&writer.database_url).await.unwrap();
         let mut tx = conn.begin().await.unwrap();
         apply_batch(&mut tx, &Tables::live(), &batch).await.unwrap();
         drop(tx);
         drop(conn);
     }
-    assert!(
-        writer
-            .read_model_rows()
-            .await
-            .iter()
-            .all(|(_, rows)| rows.is_empty()),
-        "nothing of the dead batch remains"
-    );
+    assert!(writer.read_model_rows().await.iter().all(|(_, rows)| rows.is_empty()), "nothing of the dead batch remains");
 
     // A new projector starts from the checkpoint and applies everything.
     let projector = spawn_app_sharing_with_roles(&writer, &[Role::Projector]).await;
     assert!(projector.wait_projected(Duration::from_secs(20)).await);
     let restarted = writer.read_model_rows().await;
-    chat::projections::rebuild::rebuild(&writer.pool, |_, _| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        writer.read_model_rows().await,
-        restarted,
-        "the same tables as a projector that never stopped"
-    );
+    chat::projections::rebuild::rebuild(&writer.pool, |_, _| {}).await.unwrap();
+    assert_eq!(writer.read_model_rows().await, restarted, "the same tables as a projector that never stopped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,12 +115,8 @@ async fn the_same_event_delivered_twice_changes_nothing() {
     assert!(app.wait_published(Duration::from_secs(10)).await);
     assert!(app.wait_projected(Duration::from_secs(10)).await);
     let before = app.read_model_rows().await;
-    let checkpoint: u64 = sqlx::query_scalar(
-        "SELECT position FROM projection_checkpoints WHERE name = 'read_models'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let checkpoint: u64 =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = 'read_models'").fetch_one(&app.pool).await.unwrap();
 
     // Deliver every event again (new message ids, so JetStream stores them).
     let published = app.consume_all(Duration::from_millis(500)).await;
@@ -266,20 +124,12 @@ async fn the_same_event_delivered_twice_changes_nothing() {
     let js = async_nats::jetstream::new(client);
     for message in &published {
         let payload = serde_json::to_vec(&message.payload).unwrap();
-        js.publish(message.subject.clone(), payload.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        js.publish(message.subject.clone(), payload.into()).await.unwrap().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(app.read_model_rows().await, before);
-    let after: u64 = sqlx::query_scalar(
-        "SELECT position FROM projection_checkpoints WHERE name = 'read_models'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let after: u64 =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = 'read_models'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(after, checkpoint);
 }
 
@@ -291,10 +141,7 @@ async fn main_queries_use_their_indexes() {
     let explain = |sql: &'static str| {
         let pool = app.pool.clone();
         async move {
-            let rows = sqlx::query(&format!("EXPLAIN {sql}"))
-                .fetch_all(&pool)
-                .await
-                .expect("explain");
+            let rows = sqlx::query(&format!("EXPLAIN {sql}")).fetch_all(&pool).await.expect("explain");
             rows.iter()
                 .map(|row| {
                     use sqlx::Row;
@@ -310,10 +157,7 @@ async fn main_queries_use_their_indexes() {
          WHERE cp.user_id = 1 AND cp.conversation_archived = FALSE ORDER BY cp.last_activity_at DESC, cp.conversation_id DESC LIMIT 21",
     )
     .await;
-    assert!(
-        list.contains(&("cp".into(), "ix_participants_user_list".into())),
-        "{list:?}"
-    );
+    assert!(list.contains(&("cp".into(), "ix_participants_user_list".into())), "{list:?}");
     assert!(list.contains(&("c".into(), "PRIMARY".into())), "{list:?}");
     let messages = explain(
         "SELECT m.id FROM MESSAGES m JOIN app_users u ON u.id = m.sender_id \
@@ -321,26 +165,13 @@ async fn main_queries_use_their_indexes() {
     )
     .await;
     assert!(
-        messages.iter().any(|(table, key)| table == "m"
-            && (key == "ix_messages_conversation_visible"
-                || key == "uq_messages_conversation_seq")),
+        messages
+            .iter()
+            .any(|(table, key)| table == "m" && (key == "ix_messages_conversation_visible" || key == "uq_messages_conversation_seq")),
         "{messages:?}"
     );
     let reactions = explain("SELECT id FROM MESSAGE_REACTIONS WHERE message_id IN ('a', 'b') ORDER BY message_id, created_at, id").await;
-    assert!(
-        reactions
-            .iter()
-            .any(|(_, key)| key.starts_with("ix_reactions") || key.starts_with("uq_reactions")),
-        "{reactions:?}"
-    );
-    let members = explain(
-        "SELECT user_id FROM CONVERSATION_PARTICIPANTS WHERE conversation_id IN ('a', 'b')",
-    )
-    .await;
-    assert!(
-        members
-            .iter()
-            .any(|(_, key)| key == "uq_participants_conversation_user"),
-        "{members:?}"
-    );
+    assert!(reactions.iter().any(|(_, key)| key.starts_with("ix_reactions") || key.starts_with("uq_reactions")), "{reactions:?}");
+    let members = explain("SELECT user_id FROM CONVERSATION_PARTICIPANTS WHERE conversation_id IN ('a', 'b')").await;
+    assert!(members.iter().any(|(_, key)| key == "uq_participants_conversation_user"), "{members:?}");
 }

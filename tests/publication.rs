@@ -19,15 +19,10 @@ async fn a_consumer_sees_each_event_once_with_subject_and_headers() {
     for i in 0..20 {
         app.send(1 + i % 3, &c, &format!("m{i}")).await;
     }
-    assert!(
-        app.wait_published(Duration::from_secs(10)).await,
-        "publisher catches up"
-    );
+    assert!(app.wait_published(Duration::from_secs(10)).await, "publisher catches up");
     let published = app.consume_all(Duration::from_millis(700)).await;
     app.assert_published_exactly_once(&published).await;
-    assert!(published
-        .iter()
-        .any(|m| m.subject == format!("{}.conversation.{c}.MessageSent", app.subject_prefix)));
+    assert!(published.iter().any(|m| m.subject == format!("{}.conversation.{c}.MessageSent", app.subject_prefix)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,10 +34,7 @@ async fn restarting_the_app_publishes_nothing_twice() {
     assert!(app.wait_published(Duration::from_secs(10)).await);
     app.stop().await;
     // Forget the cursor: the publisher must find its place from the stream itself.
-    sqlx::query("DELETE FROM publication_cursor")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query("DELETE FROM publication_cursor").execute(&app.pool).await.unwrap();
     let config_app = common::spawn_app_sharing(&app).await;
     config_app.send(2, &c, "after").await;
     assert!(config_app.wait_published(Duration::from_secs(10)).await);
@@ -64,23 +56,11 @@ async fn publication_survives_a_nats_outage() {
     nats.stop();
     for i in 0..30 {
         let answer = app
-            .call(
-                Method::POST,
-                &format!("/conversations/{c}/messages"),
-                1 + i % 3,
-                Some(json!({"content": format!("during {i}")})),
-            )
+            .call(Method::POST, &format!("/conversations/{c}/messages"), 1 + i % 3, Some(json!({"content": format!("during {i}")})))
             .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::CREATED,
-            "commands are accepted while NATS is down"
-        );
+        assert_eq!(answer.status, StatusCode::CREATED, "commands are accepted while NATS is down");
     }
-    assert!(
-        !app.wait_published(Duration::from_millis(500)).await,
-        "nothing can be published now"
-    );
+    assert!(!app.wait_published(Duration::from_millis(500)).await, "nothing can be published now");
     let ready = app.request(Method::GET, "/readyz", None, None, &[]).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.body["nats"], "down");
@@ -89,15 +69,8 @@ async fn publication_survives_a_nats_outage() {
     for i in 0..5 {
         app.send(1 + i % 3, &c, &format!("after {i}")).await;
     }
-    assert!(
-        app.wait_published(Duration::from_secs(30)).await,
-        "publication catches up when NATS returns"
-    );
+    assert!(app.wait_published(Duration::from_secs(30)).await, "publication catches up when NATS returns");
     let published = app.consume_all(Duration::from_millis(700)).await;
     app.assert_published_exactly_once(&published).await;
-    assert_eq!(
-        published.len(),
-        3 + 1 + 45,
-        "3 users, 1 conversation, 45 messages"
-    );
+    assert_eq!(published.len(), 3 + 1 + 45, "3 users, 1 conversation, 45 messages");
 }

@@ -11,13 +11,7 @@ use serde_json::{json, Value};
 /// A query as `user`, waiting for `position` to be projected.
 async fn get(app: &TestApp, user: i64, path: &str, position: u64) -> common::Answer {
     let sep = if path.contains('?') { '&' } else { '?' };
-    app.call(
-        Method::GET,
-        &format!("{path}{sep}min_position={position}"),
-        user,
-        None,
-    )
-    .await
+    app.call(Method::GET, &format!("{path}{sep}min_position={position}"), user, None).await
 }
 
 async fn post(app: &TestApp, user: i64, path: &str, body: Value) -> u64 {
@@ -32,25 +26,19 @@ async fn conversation_items_have_the_documented_shape() {
     app.register_users(1..=3).await;
     let posting = app.register_posting("Bike").await;
     let created = app
-        .call(Method::POST, "/conversations", 1, Some(json!({"type": "GROUP", "name": "Team", "posting_id": posting, "participant_ids": [2, 3]})))
+        .call(
+            Method::POST,
+            "/conversations",
+            1,
+            Some(json!({"type": "GROUP", "name": "Team", "posting_id": posting, "participant_ids": [2, 3]})),
+        )
         .await;
     let id = created.body["conversation_id"].as_str().unwrap().to_owned();
-    let position = post(
-        &app,
-        2,
-        &format!("/conversations/{id}/messages"),
-        json!({"content": "hi"}),
-    )
-    .await;
+    let position = post(&app, 2, &format!("/conversations/{id}/messages"), json!({"content": "hi"})).await;
     let page = get(&app, 3, "/conversations", position).await;
     assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
     let item = &page.body["items"][0];
-    let keys: HashSet<&str> = item
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: HashSet<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
     let expected: HashSet<&str> = [
         "id",
         "type",
@@ -94,10 +82,7 @@ async fn conversation_items_have_the_documented_shape() {
     assert_eq!(stranger.status, StatusCode::NOT_FOUND);
     app.register_users([9]).await;
     let outsider = get(&app, 9, &format!("/conversations/{id}"), position).await;
-    assert_eq!(
-        (outsider.status, outsider.code()),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
+    assert_eq!((outsider.status, outsider.code()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,41 +96,21 @@ async fn message_items_have_the_documented_shape() {
             Method::POST,
             &format!("/conversations/{c}/messages"),
             2,
-            Some(json!({"message_type": "IMAGE", "media_url": "https://x.example/a.png", "media_metadata": {"w": 3}, "reply_to_id": first})),
+            Some(
+                json!({"message_type": "IMAGE", "media_url": "https://x.example/a.png", "media_metadata": {"w": 3}, "reply_to_id": first}),
+            ),
         )
         .await;
     let second = image.body["message_id"].as_str().unwrap().to_owned();
-    let react = app
-        .call(
-            Method::PUT,
-            &format!("/messages/{second}/reactions/%F0%9F%8E%89"),
-            1,
-            None,
-        )
-        .await;
-    let edit = app
-        .call(
-            Method::PATCH,
-            &format!("/messages/{first}"),
-            1,
-            Some(json!({"content": "hello!"})),
-        )
-        .await;
-    let position = edit.body["position"]
-        .as_u64()
-        .unwrap()
-        .max(react.body["position"].as_u64().unwrap());
+    let react = app.call(Method::PUT, &format!("/messages/{second}/reactions/%F0%9F%8E%89"), 1, None).await;
+    let edit = app.call(Method::PATCH, &format!("/messages/{first}"), 1, Some(json!({"content": "hello!"}))).await;
+    let position = edit.body["position"].as_u64().unwrap().max(react.body["position"].as_u64().unwrap());
     let page = get(&app, 2, &format!("/conversations/{c}/messages"), position).await;
     assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
     let items = page.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     let newest = &items[0];
-    let keys: HashSet<&str> = newest
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: HashSet<&str> = newest.as_object().unwrap().keys().map(String::as_str).collect();
     let expected: HashSet<&str> = [
         "id",
         "conversation_id",
@@ -172,10 +137,7 @@ async fn message_items_have_the_documented_shape() {
     assert_eq!(newest["media_metadata"], json!({"w": 3}));
     assert_eq!(newest["reply_to_id"], first.as_str());
     assert_eq!(newest["sender_first_name"], "First2");
-    assert_eq!(
-        newest["reactions"],
-        json!([{"id": react.body["reaction_id"], "emoji": "🎉", "userId": 1}])
-    );
+    assert_eq!(newest["reactions"], json!([{"id": react.body["reaction_id"], "emoji": "🎉", "userId": 1}]));
     let oldest = &items[1];
     assert_eq!(oldest["content"], "hello!");
     assert_eq!(oldest["is_edited"], true);
@@ -183,21 +145,9 @@ async fn message_items_have_the_documented_shape() {
     assert_eq!(oldest["reactions"], json!([]));
     assert_eq!(page.body["next_before"], Value::Null);
 
-    let deleted = app
-        .call(Method::DELETE, &format!("/messages/{first}"), 1, None)
-        .await;
-    let after = get(
-        &app,
-        2,
-        &format!("/conversations/{c}/messages"),
-        deleted.body["position"].as_u64().unwrap(),
-    )
-    .await;
-    assert_eq!(
-        after.body["items"].as_array().unwrap().len(),
-        1,
-        "deleted messages are not listed"
-    );
+    let deleted = app.call(Method::DELETE, &format!("/messages/{first}"), 1, None).await;
+    let after = get(&app, 2, &format!("/conversations/{c}/messages"), deleted.body["position"].as_u64().unwrap()).await;
+    assert_eq!(after.body["items"].as_array().unwrap().len(), 1, "deleted messages are not listed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,13 +166,7 @@ async fn paging_loses_and_repeats_nothing() {
     loop {
         let page = get(&app, 1, &path, head).await;
         assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
-        seen.extend(
-            page.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["id"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(page.body["items"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()));
         match page.body["next_before"].as_str() {
             Some(before) => path = format!("/conversations/{c}/messages?limit=10&before={before}"),
             None => break,
@@ -231,13 +175,7 @@ async fn paging_loses_and_repeats_nothing() {
     let newest_first: Vec<String> = sent.iter().rev().cloned().collect();
     assert_eq!(seen, newest_first);
     // offset paging, with an exactly full last page answering null
-    let page = get(
-        &app,
-        1,
-        &format!("/conversations/{c}/messages?limit=5&offset=20"),
-        head,
-    )
-    .await;
+    let page = get(&app, 1, &format!("/conversations/{c}/messages?limit=5&offset=20"), head).await;
     assert_eq!(page.body["items"].as_array().unwrap().len(), 5);
     assert_eq!(page.body["next_before"], Value::Null);
 
@@ -250,32 +188,15 @@ async fn paging_loses_and_repeats_nothing() {
     let mut listed = Vec::new();
     let mut offset = Some(0);
     while let Some(at) = offset {
-        let page = get(
-            &app,
-            1,
-            &format!("/conversations?limit=3&offset={at}"),
-            head,
-        )
-        .await;
-        listed.extend(
-            page.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["id"].as_str().unwrap().to_owned()),
-        );
+        let page = get(&app, 1, &format!("/conversations?limit=3&offset={at}"), head).await;
+        listed.extend(page.body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()));
         offset = page.body["next_offset"].as_u64();
     }
     assert_eq!(listed.len(), 7);
     assert_eq!(listed.iter().collect::<HashSet<_>>().len(), 7);
     assert_eq!(listed[6], c, "the oldest activity comes last");
-    let bad = app
-        .call(Method::GET, "/conversations?limit=0", 1, None)
-        .await;
-    assert_eq!(
-        (bad.status, bad.code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
-    );
+    let bad = app.call(Method::GET, "/conversations?limit=0", 1, None).await;
+    assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,11 +207,7 @@ async fn unread_counts_follow_sends_deletes_and_read_marks() {
     let unread = |user: i64, position: u64| {
         let path = format!("/conversations/{c}");
         let app = &app;
-        async move {
-            get(app, user, &path, position).await.body["unread_count"]
-                .as_i64()
-                .unwrap()
-        }
+        async move { get(app, user, &path, position).await.body["unread_count"].as_i64().unwrap() }
     };
     let m1 = app.send(1, &c, "1").await;
     let m2 = app.send(1, &c, "2").await;
@@ -300,55 +217,19 @@ async fn unread_counts_follow_sends_deletes_and_read_marks() {
     assert_eq!(unread(2, head).await, 2);
     assert_eq!(unread(3, head).await, 3);
 
-    let read = post(
-        &app,
-        3,
-        &format!("/conversations/{c}/read"),
-        json!({"message_id": m2}),
-    )
-    .await;
+    let read = post(&app, 3, &format!("/conversations/{c}/read"), json!({"message_id": m2})).await;
     assert_eq!(unread(3, read).await, 1);
-    let older = post(
-        &app,
-        3,
-        &format!("/conversations/{c}/read"),
-        json!({"message_id": m1}),
-    )
-    .await;
-    assert_eq!(
-        unread(3, older).await,
-        1,
-        "an older read mark does not move it back"
-    );
+    let older = post(&app, 3, &format!("/conversations/{c}/read"), json!({"message_id": m1})).await;
+    assert_eq!(unread(3, older).await, 1, "an older read mark does not move it back");
 
-    let deleted = app
-        .call(Method::DELETE, &format!("/messages/{m1}"), 1, None)
-        .await;
+    let deleted = app.call(Method::DELETE, &format!("/messages/{m1}"), 1, None).await;
     let at = deleted.body["position"].as_u64().unwrap();
-    assert_eq!(
-        unread(2, at).await,
-        1,
-        "a deleted unread message stops counting"
-    );
-    assert_eq!(
-        unread(3, at).await,
-        1,
-        "a deleted message already read changes nothing"
-    );
+    assert_eq!(unread(2, at).await, 1, "a deleted unread message stops counting");
+    assert_eq!(unread(3, at).await, 1, "a deleted message already read changes nothing");
 
     app.register_users([4]).await;
-    let added = post(
-        &app,
-        1,
-        &format!("/conversations/{c}/participants"),
-        json!({"user_id": 4}),
-    )
-    .await;
-    assert_eq!(
-        unread(4, added).await,
-        2,
-        "a new member has every non-deleted message unread"
-    );
+    let added = post(&app, 1, &format!("/conversations/{c}/participants"), json!({"user_id": 4})).await;
+    assert_eq!(unread(4, added).await, 2, "a new member has every non-deleted message unread");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,47 +238,22 @@ async fn archived_list_direct_lookup_and_lagging() {
     app.register_users(1..=3).await;
     let d = app.create_direct(1, 2).await;
     let g = app.create_group(1, &[3]).await;
-    let archived = app
-        .call(
-            Method::POST,
-            &format!("/conversations/{g}/archive"),
-            1,
-            None,
-        )
-        .await;
+    let archived = app.call(Method::POST, &format!("/conversations/{g}/archive"), 1, None).await;
     let at = archived.body["position"].as_u64().unwrap();
     let active = get(&app, 1, "/conversations", at).await;
-    let ids: Vec<&str> = active.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = active.body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [d.as_str()]);
     let only_archived = get(&app, 1, "/conversations?archived=true", at).await;
     assert_eq!(only_archived.body["items"][0]["id"], g.as_str());
     assert_eq!(only_archived.body["items"][0]["is_archived"], true);
 
     let found = get(&app, 2, "/conversations/direct?user_id=1", at).await;
-    assert_eq!(
-        (found.status, &found.body),
-        (StatusCode::OK, &json!({"id": d}))
-    );
+    assert_eq!((found.status, &found.body), (StatusCode::OK, &json!({"id": d})));
     let none = get(&app, 3, "/conversations/direct?user_id=1", at).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     let bad = get(&app, 3, "/conversations/direct?user_id=x", at).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let lagging = app
-        .call(
-            Method::GET,
-            &format!("/conversations?min_position={}", at + 1000),
-            1,
-            None,
-        )
-        .await;
-    assert_eq!(
-        (lagging.status, lagging.code()),
-        (StatusCode::SERVICE_UNAVAILABLE, "projection_lagging")
-    );
+    let lagging = app.call(Method::GET, &format!("/conversations?min_position={}", at + 1000), 1, None).await;
+    assert_eq!((lagging.status, lagging.code()), (StatusCode::SERVICE_UNAVAILABLE, "projection_lagging"));
 }

@@ -25,19 +25,11 @@ pub struct Slot<A: Aggregate> {
 
 impl<A: Aggregate> Slot<A> {
     fn empty() -> Self {
-        Self {
-            state: A::State::default(),
-            version: 0,
-            loaded: false,
-        }
+        Self { state: A::State::default(), version: 0, loaded: false }
     }
 
     /// Applies the events the log has beyond the cached version.
-    pub async fn catch_up(
-        &mut self,
-        reader: &EventReader,
-        stream: &StreamRef,
-    ) -> Result<(), StoreError> {
+    pub async fn catch_up(&mut self, reader: &EventReader, stream: &StreamRef) -> Result<(), StoreError> {
         if !self.loaded {
             *self = Self::empty();
         }
@@ -70,23 +62,14 @@ pub struct AggregateCache<A: Aggregate> {
 impl<A: Aggregate> AggregateCache<A> {
     pub fn new(capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            slots: Mutex::new(LruCache::new(capacity)),
-        }
+        Self { slots: Mutex::new(LruCache::new(capacity)) }
     }
 
     /// Locks the slot of `stream_id`, creating an empty one if needed.
     pub async fn lock(&self, stream_id: &str) -> OwnedMutexGuard<Slot<A>> {
         let slot = {
-            let mut slots = self
-                .slots
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            slots
-                .get_or_insert(stream_id.to_owned(), || {
-                    Arc::new(AsyncMutex::new(Slot::empty()))
-                })
-                .clone()
+            let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            slots.get_or_insert(stream_id.to_owned(), || Arc::new(AsyncMutex::new(Slot::empty()))).clone()
         };
         slot.lock_owned().await
     }

@@ -19,10 +19,7 @@ pub struct Directory {
 
 impl Directory {
     pub fn new(reader: EventReader) -> Self {
-        Self {
-            reader,
-            known: RwLock::new(HashSet::new()),
-        }
+        Self { reader, known: RwLock::new(HashSet::new()) }
     }
 
     /// Answers 422-style field errors for every reference that does not exist.
@@ -30,31 +27,20 @@ impl Directory {
         let wanted: Vec<(&'static str, String, &'static str)> = references
             .iter()
             .map(|r| match r {
-                Reference::User { field, id } => {
-                    (UserAggregate::STREAM_TYPE, id.to_string(), *field)
-                }
-                Reference::Posting { field, id } => {
-                    (PostingAggregate::STREAM_TYPE, id.to_string(), *field)
-                }
+                Reference::User { field, id } => (UserAggregate::STREAM_TYPE, id.to_string(), *field),
+                Reference::Posting { field, id } => (PostingAggregate::STREAM_TYPE, id.to_string(), *field),
             })
             .collect();
         let unknown: Vec<&(&'static str, String, &'static str)> = {
             let known = self.known.read().unwrap_or_else(|p| p.into_inner());
-            wanted
-                .iter()
-                .filter(|(t, id, _)| !known.contains(&(*t, id.clone())))
-                .collect()
+            wanted.iter().filter(|(t, id, _)| !known.contains(&(*t, id.clone()))).collect()
         };
         if unknown.is_empty() {
             return Ok(());
         }
         let mut found = HashSet::new();
         for stream_type in [UserAggregate::STREAM_TYPE, PostingAggregate::STREAM_TYPE] {
-            let ids: Vec<String> = unknown
-                .iter()
-                .filter(|(t, _, _)| *t == stream_type)
-                .map(|(_, id, _)| id.clone())
-                .collect();
+            let ids: Vec<String> = unknown.iter().filter(|(t, _, _)| *t == stream_type).map(|(_, id, _)| id.clone()).collect();
             for id in self.reader.existing_streams(stream_type, &ids).await? {
                 found.insert((stream_type, id));
             }
@@ -64,10 +50,7 @@ impl Directory {
             .filter(|(t, id, _)| !found.contains(&(*t, id.clone())))
             .map(|(t, id, field)| FieldError::new(*field, format!("{t} {id} does not exist")))
             .collect();
-        self.known
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(found);
+        self.known.write().unwrap_or_else(|p| p.into_inner()).extend(found);
         if errors.is_empty() {
             Ok(())
         } else {

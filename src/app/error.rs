@@ -23,7 +23,7 @@ impl From<StoreError> for CommandError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Database(e) => CommandError::Unavailable(e.to_string()),
-            e @ StoreError::Decode { .. } => CommandError::Corrupt(e.to_string()),
+            e @ (StoreError::Decode { .. } | StoreError::Upcast { .. }) => CommandError::Corrupt(e.to_string()),
         }
     }
 }

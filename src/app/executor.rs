@@ -3,15 +3,11 @@
 
 use std::time::Duration;
 
-use crate::domain::conversation::{
-    existing_reaction, version_answering_noop, ConversationAggregate, ConversationEvent,
-};
+use crate::domain::conversation::{existing_reaction, version_answering_noop, ConversationAggregate, ConversationEvent};
 use crate::domain::posting::PostingAggregate;
 use crate::domain::user::UserAggregate;
 use crate::domain::Aggregate;
-use crate::event_store::{
-    AppendError, AppendRequest, Appender, EventReader, Lookup, NewEvent, StreamRef,
-};
+use crate::event_store::{AppendError, AppendRequest, Appender, EventReader, Lookup, NewEvent, StreamRef};
 
 use super::{AggregateCache, CommandContext, CommandError, Directory};
 
@@ -49,20 +45,10 @@ impl CommandTarget for ConversationAggregate {
                     unique: false,
                 }]
             }
-            ConversationEvent::ConversationCreated {
-                kind,
-                participants,
-                posting_id,
-                ..
-            } => match participants.as_slice() {
+            ConversationEvent::ConversationCreated { kind, participants, posting_id, .. } => match participants.as_slice() {
                 [a, b] if *kind == crate::domain::values::ConversationType::Direct => {
-                    let key =
-                        crate::domain::conversation::direct_key(a.user_id, b.user_id, *posting_id);
-                    vec![Lookup {
-                        kind: DIRECT_LOOKUP,
-                        key,
-                        unique: true,
-                    }]
+                    let key = crate::domain::conversation::direct_key(a.user_id, b.user_id, *posting_id);
+                    vec![Lookup { kind: DIRECT_LOOKUP, key, unique: true }]
                 }
                 _ => Vec::new(),
             },
@@ -124,11 +110,7 @@ impl<E: Into<CommandError>> From<E> for ExecuteError {
 impl Executor {
     pub fn new(appender: Appender, reader: EventReader) -> Self {
         let directory = Directory::new(reader.clone());
-        Self {
-            appender,
-            reader,
-            directory,
-        }
+        Self { appender, reader, directory }
     }
 
     pub fn reader(&self) -> &EventReader {
@@ -144,10 +126,7 @@ impl Executor {
         command: &A::Command,
         ctx: &CommandContext,
     ) -> Result<CommandOutcome, ExecuteError> {
-        let stream = StreamRef {
-            stream_type: A::STREAM_TYPE,
-            stream_id: stream_id.to_owned(),
-        };
+        let stream = StreamRef { stream_type: A::STREAM_TYPE, stream_id: stream_id.to_owned() };
         for attempt in 1..=MAX_ATTEMPTS {
             let mut slot = cache.lock(stream_id).await;
             let was_cached = slot.loaded;
@@ -166,16 +145,8 @@ impl Executor {
                 let version = A::noop_version(command, &slot.state, slot.version);
                 let existing_id = A::existing_id(command, &slot.state);
                 drop(slot);
-                let position = self
-                    .reader
-                    .position_of(&stream, version)
-                    .await?
-                    .unwrap_or(0);
-                return Ok(CommandOutcome {
-                    position,
-                    appended: false,
-                    existing_id,
-                });
+                let position = self.reader.position_of(&stream, version).await?.unwrap_or(0);
+                return Ok(CommandOutcome { position, appended: false, existing_id });
             }
             let references: Vec<_> = events.iter().flat_map(A::references).collect();
             self.directory.check(&references).await?;
@@ -202,25 +173,16 @@ impl Executor {
 
             let outcome = pending.await.unwrap_or(Err(AppendError::Closed));
             match outcome {
-                Ok(appended) => {
-                    return Ok(CommandOutcome {
-                        position: appended.last_position,
-                        appended: true,
-                        existing_id: None,
-                    })
-                }
+                Ok(appended) => return Ok(CommandOutcome { position: appended.last_position, appended: true, existing_id: None }),
                 Err(error) => {
                     slot_lock.lock().await.reset();
                     match error {
                         AppendError::VersionConflict(_) => {
                             tracing::debug!(attempt, "version conflict; retrying");
                             metrics::counter!("chat_command_retries_total").increment(1);
-                            tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10))))
-                                .await;
+                            tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)))).await;
                         }
-                        AppendError::LookupTaken {
-                            existing_stream_id, ..
-                        } => {
+                        AppendError::LookupTaken { existing_stream_id, .. } => {
                             return Err(ExecuteError::LookupTaken { existing_stream_id });
                         }
                         other => return Err(other.into()),

@@ -41,12 +41,7 @@ impl IdempotencyStore {
     }
 
     /// Reserves `key` for this request, or tells how the first one went.
-    pub async fn reserve(
-        &self,
-        user: UserId,
-        key: &str,
-        request_hash: &str,
-    ) -> Result<Reservation, sqlx::Error> {
+    pub async fn reserve(&self, user: UserId, key: &str, request_hash: &str) -> Result<Reservation, sqlx::Error> {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
         loop {
             let inserted = sqlx::query(
@@ -73,9 +68,7 @@ impl IdempotencyStore {
             match row {
                 None => continue,
                 Some((hash, _, _, _)) if hash != request_hash => return Ok(Reservation::Mismatch),
-                Some((_, Some(status), Some(body), _)) => {
-                    return Ok(Reservation::Replay { status, body })
-                }
+                Some((_, Some(status), Some(body), _)) => return Ok(Reservation::Replay { status, body }),
                 Some((_, _, _, 1)) => {
                     let taken = sqlx::query(
                         "UPDATE idempotency_keys SET locked_at = NOW(6) \
@@ -101,13 +94,7 @@ impl IdempotencyStore {
     }
 
     /// Stores the response of a request that appended nothing.
-    pub async fn complete(
-        &self,
-        user: UserId,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn complete(&self, user: UserId, key: &str, status: u16, body: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE idempotency_keys SET response_status = ?, response_body = ? WHERE user_id = ? AND idempotency_key = ?")
             .bind(status)
             .bind(body)
@@ -130,12 +117,10 @@ impl IdempotencyStore {
 
     /// Deletes keys past their retention, a bounded number at a time.
     pub async fn sweep(&self) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE created_at < NOW(6) - INTERVAL ? HOUR LIMIT 10000",
-        )
-        .bind(RETENTION_HOURS)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < NOW(6) - INTERVAL ? HOUR LIMIT 10000")
+            .bind(RETENTION_HOURS)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 }

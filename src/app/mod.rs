@@ -13,6 +13,4 @@ pub use aggregate_cache::AggregateCache;
 pub use command_context::CommandContext;
 pub use directory::Directory;
 pub use error::CommandError;
-pub use executor::{
-    CommandOutcome, CommandTarget, ExecuteError, Executor, DIRECT_LOOKUP, MESSAGE_LOOKUP,
-};
+pub use executor::{CommandOutcome, CommandTarget, ExecuteError, Executor, DIRECT_LOOKUP, MESSAGE_LOOKUP};

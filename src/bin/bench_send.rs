@@ -94,11 +94,7 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     validate(&args)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?
-        .block_on(run(args))
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the tokio runtime")?.block_on(run(args))
 }
 
 fn validate(args: &Args) -> Result<()> {
@@ -115,10 +111,7 @@ fn validate(args: &Args) -> Result<()> {
 async fn run(args: Args) -> Result<()> {
     chat::telemetry::init_logs();
     let suffix = random_suffix();
-    let database_url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("mysql://root@127.0.0.1:3306/chat_bench_{suffix}"));
+    let database_url = args.database_url.clone().unwrap_or_else(|| format!("mysql://root@127.0.0.1:3306/chat_bench_{suffix}"));
     let db_existed = ensure_database(&database_url).await?;
     let (outcome, target) = match start_target(&args, &database_url, &suffix).await {
         Ok(target) => (bench(&args, &target, &database_url).await, Some(target)),
@@ -136,13 +129,9 @@ fn random_suffix() -> String {
 
 /// Creates the database if missing; true if it existed already.
 async fn ensure_database(database_url: &str) -> Result<bool> {
-    let existed = MySql::database_exists(database_url)
-        .await
-        .with_context(|| format!("checking the database {database_url}"))?;
+    let existed = MySql::database_exists(database_url).await.with_context(|| format!("checking the database {database_url}"))?;
     if !existed {
-        MySql::create_database(database_url)
-            .await
-            .with_context(|| format!("creating the database {database_url}"))?;
+        MySql::create_database(database_url).await.with_context(|| format!("creating the database {database_url}"))?;
     }
     Ok(existed)
 }
@@ -172,19 +161,12 @@ async fn start_target(args: &Args, database_url: &str, suffix: &str) -> Result<T
     let config = bench_config(database_url, suffix)?;
     let stream = config.nats_stream.clone();
     let jwt_secret = config.jwt_secret.clone();
-    let server = chat::server::start(config, &Role::ALL)
-        .await
-        .context("starting the server")?;
+    let server = chat::server::start(config, &Role::ALL).await.context("starting the server")?;
     let Some(addr) = server.addr else {
         server.stop().await;
         bail!("the server started without an HTTP address");
     };
-    Ok(Target {
-        base_url: format!("http://{addr}"),
-        jwt_secret,
-        server: Some(server),
-        stream: Some(stream),
-    })
+    Ok(Target { base_url: format!("http://{addr}"), jwt_secret, server: Some(server), stream: Some(stream) })
 }
 
 fn bench_config(database_url: &str, suffix: &str) -> Result<Config> {
@@ -192,9 +174,7 @@ fn bench_config(database_url: &str, suffix: &str) -> Result<Config> {
         database_url: database_url.to_owned(),
         nats_url: NATS_URL.to_owned(),
         jwt_secret: "bench-secret".to_owned(),
-        listen: "127.0.0.1:0"
-            .parse()
-            .context("parsing the listen address")?,
+        listen: "127.0.0.1:0".parse().context("parsing the listen address")?,
         nats_stream: format!("BENCH_{suffix}"),
         nats_subject_prefix: format!("bench_{suffix}.events"),
         db_max_connections: 16,
@@ -205,12 +185,7 @@ fn bench_config(database_url: &str, suffix: &str) -> Result<Config> {
 
 /// Stops the server, deletes its stream, drops what the bench created in the
 /// database. Every step runs; the first failure is returned.
-async fn clean_up(
-    target: Option<Target>,
-    args: &Args,
-    database_url: &str,
-    db_existed: bool,
-) -> Result<()> {
+async fn clean_up(target: Option<Target>, args: &Args, database_url: &str, db_existed: bool) -> Result<()> {
     let mut result = Ok(());
     if let Some(target) = target {
         if let Some(server) = target.server {
@@ -225,9 +200,7 @@ async fn clean_up(
     } else if db_existed {
         result = result.and(drop_probe_table(database_url).await);
     } else {
-        let dropped = MySql::drop_database(database_url)
-            .await
-            .with_context(|| format!("dropping the database {database_url}"));
+        let dropped = MySql::drop_database(database_url).await.with_context(|| format!("dropping the database {database_url}"));
         result = result.and(dropped);
     }
     if let Err(error) = &result {
@@ -237,23 +210,15 @@ async fn clean_up(
 }
 
 async fn delete_stream(name: &str) -> Result<()> {
-    let client = async_nats::connect(NATS_URL)
-        .await
-        .context("connecting to NATS")?;
-    async_nats::jetstream::new(client)
-        .delete_stream(name)
-        .await
-        .with_context(|| format!("deleting the JetStream stream {name}"))?;
+    let client = async_nats::connect(NATS_URL).await.context("connecting to NATS")?;
+    async_nats::jetstream::new(client).delete_stream(name).await.with_context(|| format!("deleting the JetStream stream {name}"))?;
     Ok(())
 }
 
 /// In a database the bench did not create, removes only the fsync probe table.
 async fn drop_probe_table(database_url: &str) -> Result<()> {
     let db = chat::db::connect(database_url, 2).await?;
-    sqlx::query("DROP TABLE IF EXISTS fsync_probe")
-        .execute(&db)
-        .await
-        .context("dropping the fsync_probe table")?;
+    sqlx::query("DROP TABLE IF EXISTS fsync_probe").execute(&db).await.context("dropping the fsync_probe table")?;
     db.close().await;
     Ok(())
 }
@@ -262,9 +227,7 @@ async fn drop_probe_table(database_url: &str) -> Result<()> {
 // The phases
 
 async fn bench(args: &Args, target: &Target, database_url: &str) -> Result<()> {
-    let db = chat::db::connect(database_url, 2)
-        .await
-        .context("connecting to the bench database")?;
+    let db = chat::db::connect(database_url, 2).await.context("connecting to the bench database")?;
     let http = http_client(args)?;
     let members = set_up(&http, target, args).await?;
     println!(
@@ -300,10 +263,7 @@ fn http_client(args: &Args) -> Result<reqwest::Client> {
 }
 
 async fn count_events(db: &MySqlPool) -> Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM event_log")
-        .fetch_one(db)
-        .await
-        .context("counting the event log")
+    sqlx::query_scalar("SELECT COUNT(*) FROM event_log").fetch_one(db).await.context("counting the event log")
 }
 
 // ---------------------------------------------------------------------------
@@ -323,9 +283,7 @@ async fn set_up(http: &reqwest::Client, target: &Target, args: &Args) -> Result<
     let ttl = 3600 + 3 * i64::try_from(args.seconds).unwrap_or(i64::MAX / 4);
     let admin = bearer(&keys, 1, Some(SCOPE_ADMIN), ttl)?;
     let users = 2 * args.conversations;
-    let tokens = (1..=users)
-        .map(|n| bearer(&keys, n, None, ttl))
-        .collect::<Result<Vec<_>>>()?;
+    let tokens = (1..=users).map(|n| bearer(&keys, n, None, ttl)).collect::<Result<Vec<_>>>()?;
     register_users(http, &target.base_url, &admin, users).await?;
     let conversations = create_conversations(http, &target.base_url, &tokens).await?;
     let members = (0..args.clients)
@@ -334,10 +292,7 @@ async fn set_up(http: &reqwest::Client, target: &Target, args: &Args) -> Result<
             // Alternate between the two members when there are more clients than conversations.
             let user_index = 2 * conversation + (k / conversations.len()) % 2;
             Member {
-                messages_url: format!(
-                    "{}/api/v1/conversations/{}/messages",
-                    target.base_url, conversations[conversation]
-                ),
+                messages_url: format!("{}/api/v1/conversations/{}/messages", target.base_url, conversations[conversation]),
                 bearer: tokens[user_index].clone(),
             }
         })
@@ -347,22 +302,12 @@ async fn set_up(http: &reqwest::Client, target: &Target, args: &Args) -> Result<
 
 /// An `Authorization` header value for user `n`.
 fn bearer(keys: &JwtKeys, n: usize, scope: Option<&str>, ttl: i64) -> Result<String> {
-    let id = i64::try_from(n)
-        .ok()
-        .and_then(UserId::new)
-        .with_context(|| format!("{n} is not a valid user id"))?;
-    let token = keys
-        .issue(id, scope, ttl)
-        .context("signing a bearer token")?;
+    let id = i64::try_from(n).ok().and_then(UserId::new).with_context(|| format!("{n} is not a valid user id"))?;
+    let token = keys.issue(id, scope, ttl).context("signing a bearer token")?;
     Ok(format!("Bearer {token}"))
 }
 
-async fn register_users(
-    http: &reqwest::Client,
-    base_url: &str,
-    admin: &str,
-    users: usize,
-) -> Result<()> {
+async fn register_users(http: &reqwest::Client, base_url: &str, admin: &str, users: usize) -> Result<()> {
     let body = json!({"first_name": "U", "last_name": "N"});
     futures::stream::iter(1..=users)
         .map(|n| {
@@ -378,11 +323,7 @@ async fn register_users(
 }
 
 /// Creates one GROUP conversation per pair of tokens; returns their ids in order.
-async fn create_conversations(
-    http: &reqwest::Client,
-    base_url: &str,
-    tokens: &[String],
-) -> Result<Vec<String>> {
+async fn create_conversations(http: &reqwest::Client, base_url: &str, tokens: &[String]) -> Result<Vec<String>> {
     let url = format!("{base_url}/api/v1/conversations");
     futures::stream::iter(tokens.chunks(2).enumerate())
         .map(|(i, pair)| {
@@ -391,10 +332,7 @@ async fn create_conversations(
                 let other = 2 * i + 2;
                 let body = json!({"type": "GROUP", "name": format!("bench {i}"), "participant_ids": [other]});
                 let answer = call(http, Method::POST, url, &pair[0], &body, StatusCode::CREATED).await?;
-                answer["conversation_id"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .with_context(|| format!("no conversation_id in {answer}"))
+                answer["conversation_id"].as_str().map(str::to_owned).with_context(|| format!("no conversation_id in {answer}"))
             }
         })
         .buffered(SETUP_CONCURRENCY)
@@ -404,14 +342,7 @@ async fn create_conversations(
 }
 
 /// One setup request; its JSON answer if the status is the expected one.
-async fn call(
-    http: &reqwest::Client,
-    method: Method,
-    url: &str,
-    bearer: &str,
-    body: &Value,
-    expected: StatusCode,
-) -> Result<Value> {
+async fn call(http: &reqwest::Client, method: Method, url: &str, bearer: &str, body: &Value, expected: StatusCode) -> Result<Value> {
     let response = http
         .request(method.clone(), url)
         .header(reqwest::header::AUTHORIZATION, bearer)
@@ -420,10 +351,7 @@ async fn call(
         .await
         .with_context(|| format!("{method} {url}"))?;
     let status = response.status();
-    let text = response
-        .text()
-        .await
-        .with_context(|| format!("reading the answer of {method} {url}"))?;
+    let text = response.text().await.with_context(|| format!("reading the answer of {method} {url}"))?;
     if status != expected {
         bail!("{method} {url} answered {status} (expected {expected}): {text}");
     }
@@ -499,11 +427,7 @@ struct Stats {
 
 impl Stats {
     fn new() -> Result<Self> {
-        Ok(Self {
-            latency: latency_histogram()?,
-            sent: 0,
-            errors: 0,
-        })
+        Ok(Self { latency: latency_histogram()?, sent: 0, errors: 0 })
     }
 
     fn record(&mut self, latency: Duration, outcome: Outcome, samples: &ErrorSamples) {
@@ -520,9 +444,7 @@ impl Stats {
     }
 
     fn merge(&mut self, other: &Stats) -> Result<()> {
-        self.latency
-            .add(&other.latency)
-            .context("merging latency histograms")?;
+        self.latency.add(&other.latency).context("merging latency histograms")?;
         self.sent += other.sent;
         self.errors += other.errors;
         Ok(())
@@ -540,10 +462,8 @@ fn micros(duration: Duration) -> u64 {
 /// "p50 4.1 ms, p90 7.0 ms, p99 12.3 ms, max 40.2 ms" (or a subset).
 fn percentiles(histogram: &Histogram<u64>, quantiles: &[(&str, f64)], with_max: bool) -> String {
     let ms = |us: u64| us as f64 / 1000.0;
-    let mut parts: Vec<String> = quantiles
-        .iter()
-        .map(|(name, q)| format!("{name} {:.1} ms", ms(histogram.value_at_quantile(*q))))
-        .collect();
+    let mut parts: Vec<String> =
+        quantiles.iter().map(|(name, q)| format!("{name} {:.1} ms", ms(histogram.value_at_quantile(*q)))).collect();
     if with_max {
         parts.push(format!("max {:.1} ms", ms(histogram.max())));
     }
@@ -569,11 +489,7 @@ async fn run_peak(http: &reqwest::Client, members: &[Member], seconds: u64) -> R
     let tasks: Vec<_> = members
         .iter()
         .map(|member| {
-            let client = ClosedLoopClient {
-                http: http.clone(),
-                member: member.clone(),
-                samples: samples.clone(),
-            };
+            let client = ClosedLoopClient { http: http.clone(), member: member.clone(), samples: samples.clone() };
             tokio::spawn(client.run(measure_from, until))
         })
         .collect();
@@ -584,11 +500,7 @@ async fn run_peak(http: &reqwest::Client, members: &[Member], seconds: u64) -> R
         warm_up.merge(&task_warm_up)?;
         measured.merge(&task_measured)?;
     }
-    Ok(PeakResult {
-        warm_up,
-        measured,
-        samples,
-    })
+    Ok(PeakResult { warm_up, measured, samples })
 }
 
 struct ClosedLoopClient {
@@ -608,11 +520,7 @@ impl ClosedLoopClient {
                 break;
             }
             let outcome = send(&self.http, &self.member).await;
-            let stats = if started >= measure_from {
-                &mut measured
-            } else {
-                &mut warm_up
-            };
+            let stats = if started >= measure_from { &mut measured } else { &mut warm_up };
             stats.record(started.elapsed(), outcome, &self.samples);
         }
         Ok((warm_up, measured))
@@ -635,10 +543,9 @@ fn print_peak(peak: &PeakResult, seconds: u64) {
 fn print_event_log(before: Result<i64>, after: Result<i64>, peak: &PeakResult) {
     let sent = peak.warm_up.sent + peak.measured.sent;
     match (before, after) {
-        (Ok(before), Ok(after)) => println!(
-            "event log: {} events appended during peak (warm-up included), {sent} sends answered 201",
-            after - before
-        ),
+        (Ok(before), Ok(after)) => {
+            println!("event log: {} events appended during peak (warm-up included), {sent} sends answered 201", after - before)
+        }
         (Err(error), _) | (_, Err(error)) => println!("event log: not available ({error:#})"),
     }
 }
@@ -656,12 +563,7 @@ struct SteadyResult {
 }
 
 /// Issues `rate` sends per second for `seconds`, rotating over the members.
-async fn run_steady(
-    http: &reqwest::Client,
-    members: &[Member],
-    rate: u64,
-    seconds: u64,
-) -> Result<SteadyResult> {
+async fn run_steady(http: &reqwest::Client, members: &[Member], rate: u64, seconds: u64) -> Result<SteadyResult> {
     let samples = ErrorSamples::default();
     let (results, collected) = mpsc::unbounded_channel();
     let collector = tokio::spawn(collect(collected, samples.clone()));
@@ -677,11 +579,7 @@ async fn run_steady(
             Ok(permit) => permit,
             Err(_) => {
                 delayed_by_limit += 1;
-                limit
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .context("the in-flight limit closed")?
+                limit.clone().acquire_owned().await.context("the in-flight limit closed")?
             }
         };
         let http = http.clone();
@@ -695,19 +593,11 @@ async fn run_steady(
     }
     drop(results);
     let stats = collector.await.context("the result collector failed")??;
-    Ok(SteadyResult {
-        stats,
-        samples,
-        elapsed: started.elapsed(),
-        delayed_by_limit,
-    })
+    Ok(SteadyResult { stats, samples, elapsed: started.elapsed(), delayed_by_limit })
 }
 
 /// Records every (latency from schedule, outcome) until all senders are done.
-async fn collect(
-    mut results: mpsc::UnboundedReceiver<(Duration, Outcome)>,
-    samples: ErrorSamples,
-) -> Result<Stats> {
+async fn collect(mut results: mpsc::UnboundedReceiver<(Duration, Outcome)>, samples: ErrorSamples) -> Result<Stats> {
     let mut stats = Stats::new()?;
     while let Some((latency, outcome)) = results.recv().await {
         stats.record(latency, outcome, &samples);
@@ -724,10 +614,7 @@ fn print_steady(steady: &SteadyResult, rate: u64, seconds: u64) {
         steady.stats.errors
     );
     if steady.delayed_by_limit > 0 {
-        println!(
-            "  {} sends waited for one of the {MAX_IN_FLIGHT} in-flight slots (server behind the schedule)",
-            steady.delayed_by_limit
-        );
+        println!("  {} sends waited for one of the {MAX_IN_FLIGHT} in-flight slots (server behind the schedule)", steady.delayed_by_limit);
     }
     steady.samples.print();
 }
@@ -746,12 +633,10 @@ struct FsyncResult {
 /// Sequential single-row autocommit inserts on one connection.
 async fn run_fsync(db: &MySqlPool) -> Result<FsyncResult> {
     let mut conn = db.acquire().await.context("acquiring a connection")?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS fsync_probe (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)",
-    )
-    .execute(&mut *conn)
-    .await
-    .context("creating the fsync_probe table")?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS fsync_probe (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        .execute(&mut *conn)
+        .await
+        .context("creating the fsync_probe table")?;
     let mut latency = latency_histogram()?;
     let started = Instant::now();
     for v in 0..FSYNC_COMMITS {
@@ -771,13 +656,7 @@ async fn run_fsync(db: &MySqlPool) -> Result<FsyncResult> {
     .fetch_one(&mut *conn)
     .await
     .context("reading the durability settings")?;
-    Ok(FsyncResult {
-        latency,
-        elapsed,
-        flush_log_at_trx_commit,
-        sync_binlog,
-        log_bin,
-    })
+    Ok(FsyncResult { latency, elapsed, flush_log_at_trx_commit, sync_binlog, log_bin })
 }
 
 fn print_fsync(fsync: &FsyncResult) {

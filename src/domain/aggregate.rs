@@ -27,10 +27,7 @@ pub trait Aggregate: Send + Sync + 'static {
 
     /// Validates `command` against `state` and answers with the events it
     /// causes; an empty list means the command changes nothing.
-    fn decide(
-        command: &Self::Command,
-        state: &Self::State,
-    ) -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, DomainError>;
 
     /// Folds one event into the state.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
@@ -45,12 +42,6 @@ pub trait Aggregate: Send + Sync + 'static {
 /// after the aggregate's own rules, so a missing reference answers 422 last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reference {
-    User {
-        field: &'static str,
-        id: super::UserId,
-    },
-    Posting {
-        field: &'static str,
-        id: super::PostingId,
-    },
+    User { field: &'static str, id: super::UserId },
+    Posting { field: &'static str, id: super::PostingId },
 }

@@ -75,9 +75,7 @@ pub struct UserId(i32);
 impl UserId {
     /// Accepts 1..=2^31-1.
     pub fn new(value: i64) -> Option<Self> {
-        (1..=i64::from(i32::MAX))
-            .contains(&value)
-            .then_some(Self(value as i32))
+        (1..=i64::from(i32::MAX)).contains(&value).then_some(Self(value as i32))
     }
 
     pub fn get(self) -> i32 {
@@ -127,10 +125,7 @@ mod tests {
         assert_eq!(UserId::new(42).map(UserId::get), Some(42));
         assert!("+5".parse::<UserId>().is_err());
         assert!("2147483648".parse::<UserId>().is_err());
-        assert_eq!(
-            "2147483647".parse::<UserId>().map(UserId::get),
-            Ok(i32::MAX)
-        );
+        assert_eq!("2147483647".parse::<UserId>().map(UserId::get), Ok(i32::MAX));
     }
 
     #[test]

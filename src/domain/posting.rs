@@ -19,14 +19,8 @@ pub struct PublishPosting {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum PostingEvent {
-    PostingPublished {
-        posting_id: PostingId,
-        title: String,
-    },
-    PostingRetitled {
-        posting_id: PostingId,
-        title: String,
-    },
+    PostingPublished { posting_id: PostingId, title: String },
+    PostingRetitled { posting_id: PostingId, title: String },
 }
 
 impl EventPayload for PostingEvent {
@@ -60,11 +54,8 @@ impl Aggregate for PostingAggregate {
     }
 
     fn evolve(_state: Posting, event: &PostingEvent) -> Posting {
-        let (PostingEvent::PostingPublished { title, .. }
-        | PostingEvent::PostingRetitled { title, .. }) = event;
-        Posting {
-            title: Some(title.clone()),
-        }
+        let (PostingEvent::PostingPublished { title, .. } | PostingEvent::PostingRetitled { title, .. }) = event;
+        Posting { title: Some(title.clone()) }
     }
 }
 
@@ -74,19 +65,11 @@ mod tests {
 
     #[test]
     fn publish_then_retitle_then_nothing() {
-        let cmd = |t: &str| PublishPosting {
-            posting_id: PostingId::new(),
-            title: t.into(),
-        };
+        let cmd = |t: &str| PublishPosting { posting_id: PostingId::new(), title: t.into() };
         let events = PostingAggregate::decide(&cmd("Flat"), &Posting::default()).unwrap();
         assert_eq!(events[0].event_type(), "PostingPublished");
-        let state = events
-            .iter()
-            .fold(Posting::default(), PostingAggregate::evolve);
-        assert_eq!(
-            PostingAggregate::decide(&cmd("House"), &state).unwrap()[0].event_type(),
-            "PostingRetitled"
-        );
+        let state = events.iter().fold(Posting::default(), PostingAggregate::evolve);
+        assert_eq!(PostingAggregate::decide(&cmd("House"), &state).unwrap()[0].event_type(), "PostingRetitled");
         assert_eq!(PostingAggregate::decide(&cmd("Flat"), &state), Ok(vec![]));
     }
 }

@@ -20,18 +20,8 @@ pub struct RegisterUser {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum UserEvent {
-    UserRegistered {
-        user_id: UserId,
-        first_name: String,
-        last_name: String,
-        email: Option<String>,
-    },
-    UserProfileUpdated {
-        user_id: UserId,
-        first_name: String,
-        last_name: String,
-        email: Option<String>,
-    },
+    UserRegistered { user_id: UserId, first_name: String, last_name: String, email: Option<String> },
+    UserProfileUpdated { user_id: UserId, first_name: String, last_name: String, email: Option<String> },
 }
 
 impl EventPayload for UserEvent {
@@ -57,49 +47,19 @@ impl Aggregate for UserAggregate {
 
     /// First PUT registers, later ones update; an identical profile changes nothing.
     fn decide(command: &RegisterUser, state: &User) -> Result<Vec<UserEvent>, DomainError> {
-        let UserProfile {
-            first_name,
-            last_name,
-            email,
-        } = command.profile.clone();
+        let UserProfile { first_name, last_name, email } = command.profile.clone();
         let user_id = command.user_id;
         Ok(match &state.profile {
-            None => vec![UserEvent::UserRegistered {
-                user_id,
-                first_name,
-                last_name,
-                email,
-            }],
+            None => vec![UserEvent::UserRegistered { user_id, first_name, last_name, email }],
             Some(current) if *current == command.profile => vec![],
-            Some(_) => vec![UserEvent::UserProfileUpdated {
-                user_id,
-                first_name,
-                last_name,
-                email,
-            }],
+            Some(_) => vec![UserEvent::UserProfileUpdated { user_id, first_name, last_name, email }],
         })
     }
 
     fn evolve(_state: User, event: &UserEvent) -> User {
-        let (UserEvent::UserRegistered {
-            first_name,
-            last_name,
-            email,
-            ..
-        }
-        | UserEvent::UserProfileUpdated {
-            first_name,
-            last_name,
-            email,
-            ..
-        }) = event;
-        User {
-            profile: Some(UserProfile {
-                first_name: first_name.clone(),
-                last_name: last_name.clone(),
-                email: email.clone(),
-            }),
-        }
+        let (UserEvent::UserRegistered { first_name, last_name, email, .. }
+        | UserEvent::UserProfileUpdated { first_name, last_name, email, .. }) = event;
+        User { profile: Some(UserProfile { first_name: first_name.clone(), last_name: last_name.clone(), email: email.clone() }) }
     }
 }
 
@@ -108,10 +68,7 @@ mod tests {
     use super::*;
 
     fn register(first: &str) -> RegisterUser {
-        RegisterUser {
-            user_id: UserId::new(7).unwrap(),
-            profile: UserProfile::parse(first.into(), "Lovelace".into(), None).unwrap(),
-        }
+        RegisterUser { user_id: UserId::new(7).unwrap(), profile: UserProfile::parse(first.into(), "Lovelace".into(), None).unwrap() }
     }
 
     #[test]

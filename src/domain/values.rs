@@ -67,10 +67,7 @@ impl ConversationName {
             return Err(FieldError::new(field, "must not be blank"));
         }
         if chars(raw) > NAME_MAX_CHARS {
-            return Err(FieldError::new(
-                field,
-                format!("must be at most {NAME_MAX_CHARS} characters"),
-            ));
+            return Err(FieldError::new(field, format!("must be at most {NAME_MAX_CHARS} characters")));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -89,16 +86,10 @@ impl Emoji {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let n = chars(raw);
         if n == 0 || n > EMOJI_MAX_CHARS {
-            return Err(FieldError::new(
-                "emoji",
-                format!("must be 1 to {EMOJI_MAX_CHARS} characters"),
-            ));
+            return Err(FieldError::new("emoji", format!("must be 1 to {EMOJI_MAX_CHARS} characters")));
         }
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(FieldError::new(
-                "emoji",
-                "must not contain whitespace or control characters",
-            ));
+            return Err(FieldError::new("emoji", "must not contain whitespace or control characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -129,26 +120,15 @@ impl MessageBody {
         let mut errors = Vec::new();
         let message_type = message_type.unwrap_or(MessageType::Text);
         if message_type == MessageType::System {
-            errors.push(FieldError::new(
-                "message_type",
-                "SYSTEM messages are written by the server only",
-            ));
+            errors.push(FieldError::new("message_type", "SYSTEM messages are written by the server only"));
         }
         if let Some(content) = &content {
             if chars(content) > CONTENT_MAX_CHARS {
-                errors.push(FieldError::new(
-                    "content",
-                    format!("must be at most {CONTENT_MAX_CHARS} characters"),
-                ));
+                errors.push(FieldError::new("content", format!("must be at most {CONTENT_MAX_CHARS} characters")));
             }
         }
-        if message_type == MessageType::Text
-            && content.as_deref().is_none_or(|c| c.trim().is_empty())
-        {
-            errors.push(FieldError::new(
-                "content",
-                "a TEXT message needs non-blank content",
-            ));
+        if message_type == MessageType::Text && content.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            errors.push(FieldError::new("content", "a TEXT message needs non-blank content"));
         }
         match &media_url {
             Some(url) => {
@@ -157,19 +137,14 @@ impl MessageBody {
                 }
             }
             None if matches!(message_type, MessageType::Image | MessageType::File) => {
-                errors.push(FieldError::new(
-                    "media_url",
-                    "IMAGE and FILE messages need a media_url",
-                ));
+                errors.push(FieldError::new("media_url", "IMAGE and FILE messages need a media_url"));
             }
             None => {}
         }
         let media_metadata = match media_metadata {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::Object(map)) => {
-                let size = serde_json::to_vec(&map)
-                    .map(|v| v.len())
-                    .unwrap_or(usize::MAX);
+                let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
                 if size > MEDIA_METADATA_MAX_BYTES {
                     errors.push(FieldError::new("media_metadata", "must be at most 16 KiB"));
                 }
@@ -181,12 +156,7 @@ impl MessageBody {
             }
         };
         if errors.is_empty() {
-            Ok(Self {
-                message_type,
-                content,
-                media_url,
-                media_metadata,
-            })
+            Ok(Self { message_type, content, media_url, media_metadata })
         } else {
             Err(errors)
         }
@@ -196,16 +166,10 @@ impl MessageBody {
 /// Validates new content for an existing message of the given type.
 pub fn check_edited_content(message_type: MessageType, content: &str) -> Result<(), FieldError> {
     if chars(content) > CONTENT_MAX_CHARS {
-        return Err(FieldError::new(
-            "content",
-            format!("must be at most {CONTENT_MAX_CHARS} characters"),
-        ));
+        return Err(FieldError::new("content", format!("must be at most {CONTENT_MAX_CHARS} characters")));
     }
     if message_type == MessageType::Text && content.trim().is_empty() {
-        return Err(FieldError::new(
-            "content",
-            "a TEXT message needs non-blank content",
-        ));
+        return Err(FieldError::new("content", "a TEXT message needs non-blank content"));
     }
     Ok(())
 }
@@ -215,9 +179,7 @@ fn check_media_url(url: &str) -> Result<(), String> {
         return Err(format!("must be at most {MEDIA_URL_MAX_CHARS} characters"));
     }
     match url::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
-            Ok(())
-        }
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => Ok(()),
         _ => Err("must be an absolute http(s) URL".to_owned()),
     }
 }
@@ -232,40 +194,24 @@ pub struct UserProfile {
 
 impl UserProfile {
     /// First and last name 1-100 characters; email at most 255 and shaped like one.
-    pub fn parse(
-        first_name: String,
-        last_name: String,
-        email: Option<String>,
-    ) -> Result<Self, Vec<FieldError>> {
+    pub fn parse(first_name: String, last_name: String, email: Option<String>) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         for (field, value) in [("first_name", &first_name), ("last_name", &last_name)] {
             if value.trim().is_empty() || chars(value) > 100 {
-                errors.push(FieldError::new(
-                    field,
-                    "must be 1 to 100 characters, not blank",
-                ));
+                errors.push(FieldError::new(field, "must be 1 to 100 characters, not blank"));
             }
         }
         if let Some(email) = &email {
             let shaped = email.len() <= 255
-                && email.split_once('@').is_some_and(|(local, domain)| {
-                    !local.is_empty()
-                        && domain.contains('.')
-                        && !email.chars().any(char::is_whitespace)
-                });
+                && email
+                    .split_once('@')
+                    .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !email.chars().any(char::is_whitespace));
             if !shaped {
-                errors.push(FieldError::new(
-                    "email",
-                    "must be an email address of at most 255 characters",
-                ));
+                errors.push(FieldError::new("email", "must be an email address of at most 255 characters"));
             }
         }
         if errors.is_empty() {
-            Ok(Self {
-                first_name,
-                last_name,
-                email,
-            })
+            Ok(Self { first_name, last_name, email })
         } else {
             Err(errors)
         }
@@ -275,10 +221,7 @@ impl UserProfile {
 /// A posting title: 1-200 characters, not blank.
 pub fn check_posting_title(title: &str) -> Result<(), FieldError> {
     if title.trim().is_empty() || chars(title) > 200 {
-        return Err(FieldError::new(
-            "title",
-            "must be 1 to 200 characters, not blank",
-        ));
+        return Err(FieldError::new("title", "must be 1 to 200 characters, not blank"));
     }
     Ok(())
 }
@@ -344,16 +287,13 @@ mod tests {
 
     #[test]
     fn clients_cannot_send_system_messages() {
-        let errors = MessageBody::parse(Some(MessageType::System), Some("x".into()), None, None)
-            .unwrap_err();
+        let errors = MessageBody::parse(Some(MessageType::System), Some("x".into()), None, None).unwrap_err();
         assert_eq!(errors[0].field, "message_type");
     }
 
     #[test]
     fn profiles_and_titles() {
-        assert!(
-            UserProfile::parse("Ada".into(), "Lovelace".into(), Some("ada@x.test".into())).is_ok()
-        );
+        assert!(UserProfile::parse("Ada".into(), "Lovelace".into(), Some("ada@x.test".into())).is_ok());
         assert!(UserProfile::parse("".into(), "L".into(), None).is_err());
         assert!(UserProfile::parse("A".into(), "L".into(), Some("nope".into())).is_err());
         assert!(check_posting_title("Flat in Berlin").is_ok());

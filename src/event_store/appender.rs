@@ -89,41 +89,26 @@ impl Appender {
         let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (head_tx, head) = watch::channel(0);
         let (done_tx, done) = oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("appender".into())
-            .spawn(move || {
-                runtime.block_on(
-                    run(options, rx, head_tx).instrument(tracing::info_span!("appender")),
-                );
-                let _ = done_tx.send(());
-            })?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("appender".into()).spawn(move || {
+            runtime.block_on(run(options, rx, head_tx).instrument(tracing::info_span!("appender")));
+            let _ = done_tx.send(());
+        })?;
         Ok((Self { queue, head }, done))
     }
 
     /// Queues `request` for the next transaction and waits for its outcome.
     pub async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
         let (tx, rx) = oneshot::channel();
-        self.queue
-            .send((request, tx))
-            .await
-            .map_err(|_| AppendError::Closed)?;
+        self.queue.send((request, tx)).await.map_err(|_| AppendError::Closed)?;
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
     /// Queues `request` now and returns a future for its outcome, so the
     /// caller can release its stream lock before the commit (pipelining).
-    pub async fn submit(
-        &self,
-        request: AppendRequest,
-    ) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
+    pub async fn submit(&self, request: AppendRequest) -> Result<oneshot::Receiver<Result<Appended, AppendError>>, AppendError> {
         let (tx, rx) = oneshot::channel();
-        self.queue
-            .send((request, tx))
-            .await
-            .map_err(|_| AppendError::Closed)?;
+        self.queue.send((request, tx)).await.map_err(|_| AppendError::Closed)?;
         Ok(rx)
     }
 
@@ -133,11 +118,7 @@ impl Appender {
     }
 }
 
-async fn run(
-    options: MySqlConnectOptions,
-    mut rx: mpsc::Receiver<(AppendRequest, Reply)>,
-    head: watch::Sender<u64>,
-) {
+async fn run(options: MySqlConnectOptions, mut rx: mpsc::Receiver<(AppendRequest, Reply)>, head: watch::Sender<u64>) {
     let mut connection: Option<MySqlConnection> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH_REQUESTS);
     while let Some(first) = rx.recv().await {
@@ -157,12 +138,7 @@ async fn run(
         let (requests, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         match commit_on(&mut connection, &options, &requests).await {
             Ok(outcomes) => {
-                if let Some(last) = outcomes
-                    .iter()
-                    .filter_map(|o| o.as_ref().ok())
-                    .map(|a| a.last_position)
-                    .max()
-                {
+                if let Some(last) = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(|a| a.last_position).max() {
                     head.send_replace(last);
                 }
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -204,15 +180,10 @@ async fn commit_on(
 }
 
 /// Checks and writes one batch in one transaction; answers per request.
-async fn commit(
-    connection: &mut MySqlConnection,
-    requests: &[AppendRequest],
-) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+async fn commit(connection: &mut MySqlConnection, requests: &[AppendRequest]) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
     let mut tx = connection.begin().await?;
     let last_position: u64 =
-        sqlx::query_scalar("SELECT last_position FROM event_log_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query_scalar("SELECT last_position FROM event_log_head WHERE id = 1 FOR UPDATE").fetch_one(&mut *tx).await?;
     let mut versions = current_versions(&mut tx, requests).await?;
     let mut taken = taken_lookups(&mut tx, requests).await?;
     let recorded_at = crate::time::now_millis();
@@ -224,39 +195,25 @@ async fn commit(
         let key = (request.stream.stream_type, request.stream.stream_id.clone());
         let current = versions.get(&key).copied().unwrap_or(0);
         if current != request.expected_version {
-            outcomes.push(Err(AppendError::VersionConflict(
-                request.stream.to_string(),
-            )));
+            outcomes.push(Err(AppendError::VersionConflict(request.stream.to_string())));
             continue;
         }
-        if let Some((lookup, existing)) =
-            request.lookups.iter().filter(|l| l.unique).find_map(|l| {
-                taken
-                    .get(&(l.kind, l.key.clone()))
-                    .map(|existing| (l, existing.clone()))
-            })
+        if let Some((lookup, existing)) = request
+            .lookups
+            .iter()
+            .filter(|l| l.unique)
+            .find_map(|l| taken.get(&(l.kind, l.key.clone())).map(|existing| (l, existing.clone())))
         {
-            outcomes.push(Err(AppendError::LookupTaken {
-                kind: lookup.kind,
-                key: lookup.key.clone(),
-                existing_stream_id: existing,
-            }));
+            outcomes.push(Err(AppendError::LookupTaken { kind: lookup.kind, key: lookup.key.clone(), existing_stream_id: existing }));
             continue;
         }
         for lookup in &request.lookups {
-            taken.insert(
-                (lookup.kind, lookup.key.clone()),
-                request.stream.stream_id.clone(),
-            );
+            taken.insert((lookup.kind, lookup.key.clone()), request.stream.stream_id.clone());
         }
         versions.insert(key, current + request.events.len() as u64);
         let first_position = position + 1;
         position += request.events.len() as u64;
-        outcomes.push(Ok(Appended {
-            first_position,
-            last_position: position,
-            recorded_at,
-        }));
+        outcomes.push(Ok(Appended { first_position, last_position: position, recorded_at }));
         accepted.push((request, first_position));
     }
     if accepted.is_empty() {
@@ -268,32 +225,21 @@ async fn commit(
     upsert_stream_versions(&mut tx, &accepted).await?;
     insert_lookups(&mut tx, &accepted).await?;
     complete_idempotency_keys(&mut tx, &accepted).await?;
-    sqlx::query("UPDATE event_log_head SET last_position = ? WHERE id = 1")
-        .bind(position)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("UPDATE event_log_head SET last_position = ? WHERE id = 1").bind(position).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
 type StreamKey = (&'static str, String);
 
-async fn current_versions(
-    tx: &mut Transaction<'_, MySql>,
-    requests: &[AppendRequest],
-) -> Result<HashMap<StreamKey, u64>, sqlx::Error> {
+async fn current_versions(tx: &mut Transaction<'_, MySql>, requests: &[AppendRequest]) -> Result<HashMap<StreamKey, u64>, sqlx::Error> {
     let mut by_type: HashMap<&'static str, HashSet<&str>> = HashMap::new();
     for r in requests {
-        by_type
-            .entry(r.stream.stream_type)
-            .or_default()
-            .insert(&r.stream.stream_id);
+        by_type.entry(r.stream.stream_type).or_default().insert(&r.stream.stream_id);
     }
     let mut versions = HashMap::new();
     for (stream_type, ids) in by_type {
-        let mut q = QueryBuilder::<MySql>::new(
-            "SELECT stream_id, version FROM event_streams WHERE stream_type = ",
-        );
+        let mut q = QueryBuilder::<MySql>::new("SELECT stream_id, version FROM event_streams WHERE stream_type = ");
         q.push_bind(stream_type).push(" AND stream_id IN (");
         let mut list = q.separated(", ");
         for id in &ids {
@@ -301,10 +247,7 @@ async fn current_versions(
         }
         q.push(")");
         let rows: Vec<(String, u32)> = q.build_query_as().fetch_all(&mut **tx).await?;
-        versions.extend(
-            rows.into_iter()
-                .map(|(id, v)| ((stream_type, id), u64::from(v))),
-        );
+        versions.extend(rows.into_iter().map(|(id, v)| ((stream_type, id), u64::from(v))));
     }
     Ok(versions)
 }
@@ -314,32 +257,20 @@ async fn taken_lookups(
     requests: &[AppendRequest],
 ) -> Result<HashMap<(&'static str, String), String>, sqlx::Error> {
     let mut by_kind: HashMap<&'static str, Vec<&str>> = HashMap::new();
-    for lookup in requests
-        .iter()
-        .flat_map(|r| r.lookups.iter().filter(|l| l.unique))
-    {
+    for lookup in requests.iter().flat_map(|r| r.lookups.iter().filter(|l| l.unique)) {
         by_kind.entry(lookup.kind).or_default().push(&lookup.key);
     }
     let mut taken = HashMap::new();
     for (kind, keys) in by_kind {
-        let mut q = QueryBuilder::<MySql>::new(
-            "SELECT lookup_key, stream_id FROM stream_lookups WHERE lookup_kind = ",
-        );
+        let mut q = QueryBuilder::<MySql>::new("SELECT lookup_key, stream_id FROM stream_lookups WHERE lookup_kind = ");
         q.push_bind(kind).push(" AND lookup_key IN (");
         let mut list = q.separated(", ");
         for key in keys {
             list.push_bind(key);
         }
         q.push(")");
-        let rows: Vec<(String, String)> = q
-            .build_query_as()
-            .persistent(false)
-            .fetch_all(&mut **tx)
-            .await?;
-        taken.extend(
-            rows.into_iter()
-                .map(|(key, stream_id)| ((kind, key), stream_id)),
-        );
+        let rows: Vec<(String, String)> = q.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+        taken.extend(rows.into_iter().map(|(key, stream_id)| ((kind, key), stream_id)));
     }
     Ok(taken)
 }
@@ -351,14 +282,7 @@ async fn insert_events(
 ) -> Result<(), sqlx::Error> {
     let rows = accepted.iter().flat_map(|(request, first)| {
         let stream_version = request.expected_version;
-        request.events.iter().enumerate().map(move |(i, event)| {
-            (
-                *request,
-                first + i as u64,
-                stream_version + 1 + i as u64,
-                event,
-            )
-        })
+        request.events.iter().enumerate().map(move |(i, event)| (*request, first + i as u64, stream_version + 1 + i as u64, event))
     });
     let mut q = QueryBuilder::<MySql>::new(
         "INSERT INTO event_log (position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at) ",
@@ -379,58 +303,37 @@ async fn insert_events(
     Ok(())
 }
 
-async fn upsert_stream_versions(
-    tx: &mut Transaction<'_, MySql>,
-    accepted: &[(&AppendRequest, u64)],
-) -> Result<(), sqlx::Error> {
+async fn upsert_stream_versions(tx: &mut Transaction<'_, MySql>, accepted: &[(&AppendRequest, u64)]) -> Result<(), sqlx::Error> {
     // The last request of a stream in the batch carries its final version.
     let mut finals: HashMap<StreamKey, u64> = HashMap::new();
     for (request, _) in accepted {
         let version = request.expected_version + request.events.len() as u64;
-        finals.insert(
-            (request.stream.stream_type, request.stream.stream_id.clone()),
-            version,
-        );
+        finals.insert((request.stream.stream_type, request.stream.stream_id.clone()), version);
     }
-    let mut q =
-        QueryBuilder::<MySql>::new("INSERT INTO event_streams (stream_type, stream_id, version) ");
+    let mut q = QueryBuilder::<MySql>::new("INSERT INTO event_streams (stream_type, stream_id, version) ");
     q.push_values(finals, |mut row, ((stream_type, stream_id), version)| {
-        row.push_bind(stream_type)
-            .push_bind(stream_id)
-            .push_bind(version as u32);
+        row.push_bind(stream_type).push_bind(stream_id).push_bind(version as u32);
     });
     q.push(" ON DUPLICATE KEY UPDATE version = VALUES(version)");
     q.build().persistent(false).execute(&mut **tx).await?;
     Ok(())
 }
 
-async fn insert_lookups(
-    tx: &mut Transaction<'_, MySql>,
-    accepted: &[(&AppendRequest, u64)],
-) -> Result<(), sqlx::Error> {
-    let rows: Vec<(&Lookup, &str)> = accepted
-        .iter()
-        .flat_map(|(r, _)| r.lookups.iter().map(|l| (l, r.stream.stream_id.as_str())))
-        .collect();
+async fn insert_lookups(tx: &mut Transaction<'_, MySql>, accepted: &[(&AppendRequest, u64)]) -> Result<(), sqlx::Error> {
+    let rows: Vec<(&Lookup, &str)> =
+        accepted.iter().flat_map(|(r, _)| r.lookups.iter().map(|l| (l, r.stream.stream_id.as_str()))).collect();
     if rows.is_empty() {
         return Ok(());
     }
-    let mut q = QueryBuilder::<MySql>::new(
-        "INSERT INTO stream_lookups (lookup_kind, lookup_key, stream_id) ",
-    );
+    let mut q = QueryBuilder::<MySql>::new("INSERT INTO stream_lookups (lookup_kind, lookup_key, stream_id) ");
     q.push_values(rows, |mut row, (lookup, stream_id)| {
-        row.push_bind(lookup.kind)
-            .push_bind(&lookup.key)
-            .push_bind(stream_id);
+        row.push_bind(lookup.kind).push_bind(&lookup.key).push_bind(stream_id);
     });
     q.build().persistent(false).execute(&mut **tx).await?;
     Ok(())
 }
 
-async fn complete_idempotency_keys(
-    tx: &mut Transaction<'_, MySql>,
-    accepted: &[(&AppendRequest, u64)],
-) -> Result<(), sqlx::Error> {
+async fn complete_idempotency_keys(tx: &mut Transaction<'_, MySql>, accepted: &[(&AppendRequest, u64)]) -> Result<(), sqlx::Error> {
     for (request, first) in accepted {
         let Some(completion) = &request.idempotency else {
             continue;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::EventPayload;
+use crate::domain::{upcasting, EventPayload};
 
 /// Which stream an event belongs to: `conversation/<uuid>`, `user/<id>`, `posting/<uuid>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,15 +45,9 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// Serialises a domain event (`{"type", "data"}`) into the log's columns.
-    pub fn from_payload<E: EventPayload>(
-        event: &E,
-        metadata: &EventMetadata,
-    ) -> Result<Self, serde_json::Error> {
+    pub fn from_payload<E: EventPayload>(event: &E, metadata: &EventMetadata) -> Result<Self, serde_json::Error> {
         let mut tagged = serde_json::to_value(event)?;
-        let data = tagged
-            .get_mut("data")
-            .map(serde_json::Value::take)
-            .unwrap_or(serde_json::Value::Object(Default::default()));
+        let data = tagged.get_mut("data").map(serde_json::Value::take).unwrap_or(serde_json::Value::Object(Default::default()));
         Ok(Self {
             event_id: Uuid::now_v7(),
             event_type: event.event_type(),
@@ -113,25 +107,39 @@ impl StoredEvent {
         out
     }
 
+    /// The same event with its data in the current schema version.
+    pub fn upcast(mut self) -> Result<Self, StoreError> {
+        let current = upcasting::current_version(&self.event_type);
+        if self.schema_version == current {
+            return Ok(self);
+        }
+        let decode_error = |reason: String| StoreError::Upcast { position: self.position, reason };
+        let value: serde_json::Value = serde_json::from_str(&self.data).map_err(|e| decode_error(e.to_string()))?;
+        let value = upcasting::upcast(&self.event_type, self.schema_version, value).map_err(|e| decode_error(e.to_string()))?;
+        self.data = value.to_string();
+        self.schema_version = current;
+        Ok(self)
+    }
+
     /// Decodes the data into the aggregate's event type.
     pub fn decode<E: EventPayload>(&self) -> Result<E, StoreError> {
-        decode_payload(&self.event_type, self.schema_version, &self.data).map_err(|source| {
-            StoreError::Decode {
-                stream: format!("{}/{}", self.stream_type, self.stream_id),
-                event_type: self.event_type.clone(),
-                schema_version: self.schema_version,
-                source,
-            }
+        decode_payload(&self.event_type, self.schema_version, &self.data).map_err(|source| StoreError::Decode {
+            stream: format!("{}/{}", self.stream_type, self.stream_id),
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            source,
         })
     }
 }
 
 /// Rebuilds the `{"type", "data"}` form serde expects and decodes it.
-pub fn decode_payload<E: EventPayload>(
-    event_type: &str,
-    _schema_version: u16,
-    data: &str,
-) -> Result<E, serde_json::Error> {
+pub fn decode_payload<E: EventPayload>(event_type: &str, schema_version: u16, data: &str) -> Result<E, serde_json::Error> {
+    if schema_version != upcasting::current_version(event_type) {
+        // Stored under an older schema version: upcast the data first.
+        let value: serde_json::Value = serde_json::from_str(data)?;
+        let value = upcasting::upcast(event_type, schema_version, value).map_err(serde::de::Error::custom)?;
+        return serde_json::from_value(serde_json::json!({"type": event_type, "data": value}));
+    }
     let mut tagged = String::with_capacity(data.len() + event_type.len() + 20);
     tagged.push_str("{\"type\":");
     push_json_str(&mut tagged, event_type);
@@ -154,16 +162,8 @@ mod tests {
 
     #[test]
     fn payload_round_trips_through_the_columns() {
-        let event = PostingEvent::PostingPublished {
-            posting_id: PostingId::new(),
-            title: "Flat \"A\"".into(),
-        };
-        let meta = EventMetadata {
-            user_id: Some(1),
-            correlation_id: "c".into(),
-            causation_id: "c".into(),
-            idempotency_key: None,
-        };
+        let event = PostingEvent::PostingPublished { posting_id: PostingId::new(), title: "Flat \"A\"".into() };
+        let meta = EventMetadata { user_id: Some(1), correlation_id: "c".into(), causation_id: "c".into(), idempotency_key: None };
         let new = NewEvent::from_payload(&event, &meta).unwrap();
         assert_eq!(new.event_type, "PostingPublished");
         assert!(new.data.starts_with("{\"posting_id\""));

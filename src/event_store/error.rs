@@ -7,15 +7,10 @@ use std::sync::Arc;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error(
-        "stored event {event_type} v{schema_version} at {stream} could not be decoded: {source}"
-    )]
-    Decode {
-        stream: String,
-        event_type: String,
-        schema_version: u16,
-        source: serde_json::Error,
-    },
+    #[error("stored event at position {position} could not be upcast: {reason}")]
+    Upcast { position: u64, reason: String },
+    #[error("stored event {event_type} v{schema_version} at {stream} could not be decoded: {source}")]
+    Decode { stream: String, event_type: String, schema_version: u16, source: serde_json::Error },
 }
 
 /// Why an append was not committed.
@@ -26,11 +21,7 @@ pub enum AppendError {
     VersionConflict(String),
     /// A unique lookup key (e.g. a DIRECT pair) belongs to another stream.
     #[error("lookup {kind}:{key} already belongs to stream {existing_stream_id}")]
-    LookupTaken {
-        kind: &'static str,
-        key: String,
-        existing_stream_id: String,
-    },
+    LookupTaken { kind: &'static str, key: String, existing_stream_id: String },
     /// The batch transaction failed; nothing of it was committed (or, if the
     /// connection died during COMMIT, the outcome is unknown).
     #[error("database error: {0}")]

@@ -39,20 +39,11 @@ impl JwtKeys {
         // `sub` may be a number, which the library would count as missing: it is checked below.
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_nbf = true;
-        Self {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
-            validation,
-        }
+        Self { encoding: EncodingKey::from_secret(secret.as_bytes()), decoding: DecodingKey::from_secret(secret.as_bytes()), validation }
     }
 
     /// A token for `user` valid for `ttl_seconds`, with the given scopes.
-    pub fn issue(
-        &self,
-        user: UserId,
-        scope: Option<&str>,
-        ttl_seconds: i64,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(&self, user: UserId, scope: Option<&str>, ttl_seconds: i64) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: serde_json::Value::from(user.get()),
@@ -71,13 +62,7 @@ impl JwtKeys {
             serde_json::Value::String(s) => s.parse().ok(),
             _ => None,
         }?;
-        let scopes = data
-            .claims
-            .scope
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
+        let scopes = data.claims.scope.unwrap_or_default().split_whitespace().map(str::to_owned).collect();
         Some(Caller { user_id, scopes })
     }
 }
@@ -103,18 +88,12 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or(ApiError::Unauthorized)?;
         state.jwt.verify(token.trim()).ok_or(ApiError::Unauthorized)
     }
@@ -127,9 +106,7 @@ mod tests {
     #[test]
     fn issued_tokens_verify_with_scopes() {
         let keys = JwtKeys::new("s3cret");
-        let token = keys
-            .issue(UserId::new(5).unwrap(), Some("chat:admin events:read"), 60)
-            .unwrap();
+        let token = keys.issue(UserId::new(5).unwrap(), Some("chat:admin events:read"), 60).unwrap();
         let caller = keys.verify(&token).unwrap();
         assert_eq!(caller.user_id.get(), 5);
         assert!(caller.require_scope(SCOPE_ADMIN).is_ok());
@@ -149,20 +126,10 @@ mod tests {
     fn string_subjects_are_accepted() {
         let keys = JwtKeys::new("k");
         let claims = serde_json::json!({"sub": "42", "exp": chrono::Utc::now().timestamp() + 60});
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"k"),
-        )
-        .unwrap();
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"k")).unwrap();
         assert_eq!(keys.verify(&token).map(|c| c.user_id.get()), Some(42));
         let claims = serde_json::json!({"sub": "0", "exp": chrono::Utc::now().timestamp() + 60});
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"k"),
-        )
-        .unwrap();
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"k")).unwrap();
         assert!(keys.verify(&token).is_none());
     }
 }

@@ -23,15 +23,8 @@ pub struct RequestHead {
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestHead {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-        })
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self { method: parts.method.clone(), uri: parts.uri.clone(), headers: parts.headers.clone() })
     }
 }
 
@@ -46,26 +39,12 @@ impl CommandRequest {
     /// Reads the `Idempotency-Key` (1-255 visible ASCII characters) and
     /// fingerprints method, path and body.
     pub fn new(head: &RequestHead, body: &[u8]) -> Result<Self, ApiError> {
-        let RequestHead {
-            method,
-            uri,
-            headers,
-        } = head;
+        let RequestHead { method, uri, headers } = head;
         let key = match headers.get("idempotency-key") {
             None => None,
             Some(value) => {
-                let key = value.to_str().ok().filter(|k| {
-                    !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic())
-                });
-                Some(
-                    key.ok_or_else(|| {
-                        ApiError::invalid(
-                            "Idempotency-Key",
-                            "must be 1 to 255 visible ASCII characters",
-                        )
-                    })?
-                    .to_owned(),
-                )
+                let key = value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
+                Some(key.ok_or_else(|| ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"))?.to_owned())
             }
         };
         let mut hash = Sha256::new();
@@ -80,11 +59,7 @@ impl CommandRequest {
             .filter(|v| !v.is_empty() && v.len() <= 64)
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        Ok(Self {
-            key,
-            fingerprint: hex::encode(hash.finalize()),
-            request_id,
-        })
+        Ok(Self { key, fingerprint: hex::encode(hash.finalize()), request_id })
     }
 }
 
@@ -97,10 +72,7 @@ pub struct Answer {
 impl Answer {
     /// `{ "<field>": id }` with `status`, before `position` is known.
     pub fn new(status: StatusCode) -> Self {
-        Self {
-            status,
-            body: Map::new(),
-        }
+        Self { status, body: Map::new() }
     }
 
     pub fn with(mut self, field: &str, value: impl Into<Value>) -> Self {
@@ -134,26 +106,15 @@ where
 {
     let user = caller.user_id;
     if let Some(key) = &request.key {
-        match state
-            .idempotency
-            .reserve(user, key, &request.fingerprint)
-            .await?
-        {
+        match state.idempotency.reserve(user, key, &request.fingerprint).await? {
             Reservation::Acquired => {}
             Reservation::Replay { status, body } => {
-                let status =
-                    StatusCode::from_u16(status).map_err(|e| ApiError::Internal(e.to_string()))?;
-                let body: Value =
-                    serde_json::from_str(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-                return Ok(
-                    (status, [("idempotent-replayed", "true")], axum::Json(body)).into_response(),
-                );
+                let status = StatusCode::from_u16(status).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let body: Value = serde_json::from_str(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+                return Ok((status, [("idempotent-replayed", "true")], axum::Json(body)).into_response());
             }
             Reservation::Mismatch => {
-                return Err(ApiError::invalid(
-                    "Idempotency-Key",
-                    "was already used with a different request",
-                ));
+                return Err(ApiError::invalid("Idempotency-Key", "was already used with a different request"));
             }
             Reservation::InProgress => return Err(ApiError::IdempotencyInProgress),
         }
@@ -178,11 +139,7 @@ where
             // which then changes nothing and answers the same.
             Ok(answer) => {
                 let body = Value::Object(answer.body.clone()).to_string();
-                if let Err(error) = state
-                    .idempotency
-                    .complete(user, key, answer.status.as_u16(), &body)
-                    .await
-                {
+                if let Err(error) = state.idempotency.complete(user, key, answer.status.as_u16(), &body).await {
                     tracing::warn!(%error, "could not store an idempotent response");
                 }
             }

@@ -29,22 +29,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let raw = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest("the request body could not be read".into())
-                }
-            })?;
+        let raw = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the request body could not be read".into())
+            }
+        })?;
         let value = decode(&raw)?;
         Ok(Self { value, raw })
     }
@@ -52,8 +49,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Decodes a body, classifying failures as 400 (syntax) or 422 (shape).
 pub fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    let text = std::str::from_utf8(raw)
-        .map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;
+    let text = std::str::from_utf8(raw).map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;
     let first = text.trim_start().chars().next();
     if first != Some('{') {
         // Find out whether it is JSON at all: malformed is 400, another JSON type is 422.
@@ -73,9 +69,7 @@ pub fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
             ApiError::BadRequest(format!("malformed JSON: {inner}"))
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    deserializer.end().map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 
@@ -107,10 +101,7 @@ mod tests {
         assert_eq!(code(decode(br#"[1,2]"#)), "422 body");
         assert_eq!(code(decode(br#""x""#)), "422 body");
         assert_eq!(code(decode(br#"{"name":"a","ids":["x"]}"#)), "422 ids[0]");
-        assert_eq!(
-            code(decode(br#"{"name":"a","ids":[],"extra":1}"#)),
-            "422 extra"
-        );
+        assert_eq!(code(decode(br#"{"name":"a","ids":[],"extra":1}"#)), "422 extra");
         assert_eq!(code(decode(br#"{"ids":[]}"#)), "422 body");
         assert_eq!(code(decode(b"{\"name\":\"\xff\"}")), "400");
     }

@@ -4,18 +4,15 @@ use super::ApiError;
 use crate::domain::{ConversationId, MessageId, PostingId, UserId};
 
 pub fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::NotFound("conversation".into()))
+    raw.parse().map_err(|_| ApiError::NotFound("conversation".into()))
 }
 
 pub fn message_id(raw: &str) -> Result<MessageId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::NotFound("message".into()))
+    raw.parse().map_err(|_| ApiError::NotFound("message".into()))
 }
 
 pub fn posting_id(raw: &str) -> Result<PostingId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::NotFound("posting".into()))
+    raw.parse().map_err(|_| ApiError::NotFound("posting".into()))
 }
 
 pub fn user_id(raw: &str) -> Result<UserId, ApiError> {

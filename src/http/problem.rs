@@ -53,14 +53,10 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::IdempotencyInProgress => (StatusCode::CONFLICT, "idempotency_in_progress"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::ProjectionLagging(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "projection_lagging")
-            }
+            ApiError::ProjectionLagging(_) => (StatusCode::SERVICE_UNAVAILABLE, "projection_lagging"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -105,15 +101,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let errors = match self {
-            ApiError::Validation(errors) => Some(
-                errors
-                    .into_iter()
-                    .map(|e| ProblemField {
-                        field: e.field,
-                        message: e.message,
-                    })
-                    .collect(),
-            ),
+            ApiError::Validation(errors) => Some(errors.into_iter().map(|e| ProblemField { field: e.field, message: e.message }).collect()),
             _ => None,
         };
         let problem = Problem {
@@ -127,10 +115,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

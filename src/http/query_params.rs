@@ -9,11 +9,7 @@ pub struct QueryParams(HashMap<String, String>);
 
 impl QueryParams {
     pub fn parse(raw: Option<&str>) -> Self {
-        Self(
-            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Self(url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
     }
 
     pub fn text(&self, name: &str) -> Option<&str> {
@@ -21,21 +17,12 @@ impl QueryParams {
     }
 
     /// An integer in `min..=max`, or `default` when absent.
-    pub fn integer(
-        &self,
-        name: &str,
-        min: u64,
-        max: u64,
-        default: Option<u64>,
-    ) -> Result<Option<u64>, ApiError> {
+    pub fn integer(&self, name: &str, min: u64, max: u64, default: Option<u64>) -> Result<Option<u64>, ApiError> {
         match self.text(name) {
             None => Ok(default),
             Some(raw) => match raw.parse::<u64>() {
                 Ok(value) if (min..=max).contains(&value) => Ok(Some(value)),
-                _ => Err(ApiError::invalid(
-                    name,
-                    &format!("must be an integer from {min} to {max}"),
-                )),
+                _ => Err(ApiError::invalid(name, &format!("must be an integer from {min} to {max}"))),
             },
         }
     }

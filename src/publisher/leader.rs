@@ -13,9 +13,7 @@ impl Leader {
     pub async fn acquire(pool: &MySqlPool) -> Result<Option<Self>, sqlx::Error> {
         let mut connection = pool.acquire().await?.detach();
         let got: Option<i64> =
-            sqlx::query_scalar("SELECT GET_LOCK(CONCAT('chat-publisher:', DATABASE()), 0)")
-                .fetch_one(&mut connection)
-                .await?;
+            sqlx::query_scalar("SELECT GET_LOCK(CONCAT('chat-publisher:', DATABASE()), 0)").fetch_one(&mut connection).await?;
         if got == Some(1) {
             Ok(Some(Self { connection }))
         } else {

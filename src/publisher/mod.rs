@@ -59,21 +59,10 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(
-        pool: MySqlPool,
-        nats: async_nats::Client,
-        config: PublisherConfig,
-        head: watch::Receiver<u64>,
-    ) -> Self {
+    pub fn new(pool: MySqlPool, nats: async_nats::Client, config: PublisherConfig, head: watch::Receiver<u64>) -> Self {
         let mut js = jetstream::new(nats);
         js.set_timeout(Duration::from_secs(3));
-        Self {
-            reader: EventReader::new(pool.clone()),
-            pool,
-            js,
-            config,
-            head,
-        }
+        Self { reader: EventReader::new(pool.clone()), pool, js, config, head }
     }
 
     /// Runs until `shutdown`; then publishes what is left and returns.
@@ -120,29 +109,15 @@ impl Publisher {
 
     /// Publishes from the stream's true position on; returns Ok at shutdown
     /// once everything committed is published.
-    async fn publish_while_leader(
-        &mut self,
-        mut leader: leader::Leader,
-        shutdown: &CancellationToken,
-    ) -> Result<(), PublishFailure> {
+    async fn publish_while_leader(&mut self, mut leader: leader::Leader, shutdown: &CancellationToken) -> Result<(), PublishFailure> {
         let mut stream = self.ensure_stream().await?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| PublishFailure::JetStream(e.to_string()))?;
+        let info = stream.info().await.map_err(|e| PublishFailure::JetStream(e.to_string()))?;
         let mut last_sequence = info.state.last_sequence;
-        let in_stream = if info.state.messages > 0 {
-            self.position_at(&stream, last_sequence).await?
-        } else {
-            None
-        };
+        let in_stream = if info.state.messages > 0 { self.position_at(&stream, last_sequence).await? } else { None };
         let mut cursor = self.stored_cursor().await?.max(in_stream.unwrap_or(0));
         tracing::info!(cursor, last_sequence, "publishing");
         loop {
-            leader
-                .check()
-                .await
-                .map_err(|_| PublishFailure::LostLeadership)?;
+            leader.check().await.map_err(|_| PublishFailure::LostLeadership)?;
             let events = self.reader.events_after(cursor, BATCH).await?;
             if events.is_empty() {
                 if shutdown.is_cancelled() {
@@ -165,11 +140,7 @@ impl Publisher {
 
     /// Sends every event, then waits for the acknowledgements; answers the
     /// stream's new last sequence.
-    async fn publish_batch(
-        &self,
-        events: &[StoredEvent],
-        last_sequence: u64,
-    ) -> Result<u64, PublishFailure> {
+    async fn publish_batch(&self, events: &[StoredEvent], last_sequence: u64) -> Result<u64, PublishFailure> {
         let mut acks = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             let publish = Publish::build()
@@ -177,28 +148,17 @@ impl Publisher {
                 .message_id(&event.event_id)
                 .header(HEADER_POSITION, event.position.to_string().as_str())
                 .header(HEADER_EVENT_TYPE, event.event_type.as_str())
-                .header(
-                    HEADER_SCHEMA_VERSION,
-                    event.schema_version.to_string().as_str(),
-                )
+                .header(HEADER_SCHEMA_VERSION, event.schema_version.to_string().as_str())
                 .expected_last_sequence(last_sequence + i as u64);
             let subject = subject_for(&self.config.subject_prefix, event);
-            let ack = self
-                .js
-                .send_publish(subject, publish)
-                .await
-                .map_err(|e| PublishFailure::JetStream(e.to_string()))?;
+            let ack = self.js.send_publish(subject, publish).await.map_err(|e| PublishFailure::JetStream(e.to_string()))?;
             acks.push(ack);
         }
         let mut sequence = last_sequence;
         for ack in acks {
-            let ack = ack
-                .await
-                .map_err(|e| PublishFailure::JetStream(e.to_string()))?;
+            let ack = ack.await.map_err(|e| PublishFailure::JetStream(e.to_string()))?;
             if ack.duplicate {
-                return Err(PublishFailure::JetStream(
-                    "the stream already held an event thought unpublished".into(),
-                ));
+                return Err(PublishFailure::JetStream("the stream already held an event thought unpublished".into()));
             }
             sequence = ack.sequence;
         }
@@ -220,16 +180,9 @@ impl Publisher {
     }
 
     /// The `Chat-Position` of the stream's message at `sequence`.
-    async fn position_at(
-        &self,
-        stream: &stream::Stream,
-        sequence: u64,
-    ) -> Result<Option<u64>, PublishFailure> {
+    async fn position_at(&self, stream: &stream::Stream, sequence: u64) -> Result<Option<u64>, PublishFailure> {
         match stream.get_raw_message(sequence).await {
-            Ok(message) => Ok(message
-                .headers
-                .get(HEADER_POSITION)
-                .and_then(|v| v.as_str().parse().ok())),
+            Ok(message) => Ok(message.headers.get(HEADER_POSITION).and_then(|v| v.as_str().parse().ok())),
             Err(error) => {
                 tracing::warn!(%error, sequence, "cannot read the stream's last message; using the stored cursor");
                 Ok(None)
@@ -238,11 +191,10 @@ impl Publisher {
     }
 
     async fn stored_cursor(&self) -> Result<u64, PublishFailure> {
-        let cursor: Option<u64> =
-            sqlx::query_scalar("SELECT last_position FROM publication_cursor WHERE name = ?")
-                .bind(CURSOR_NAME)
-                .fetch_optional(&self.pool)
-                .await?;
+        let cursor: Option<u64> = sqlx::query_scalar("SELECT last_position FROM publication_cursor WHERE name = ?")
+            .bind(CURSOR_NAME)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(cursor.unwrap_or(0))
     }
 

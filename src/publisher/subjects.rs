@@ -12,8 +12,5 @@ pub const HEADER_SCHEMA_VERSION: &str = "Chat-Schema-Version";
 /// `<prefix>.<stream type>.<stream id>.<event type>`, e.g.
 /// `chat.events.conversation.0193a...e1.MessageSent`.
 pub fn subject_for(prefix: &str, event: &StoredEvent) -> String {
-    format!(
-        "{prefix}.{}.{}.{}",
-        event.stream_type, event.stream_id, event.event_type
-    )
+    format!("{prefix}.{}.{}.{}", event.stream_type, event.stream_id, event.event_type)
 }

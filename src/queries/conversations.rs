@@ -73,40 +73,21 @@ pub async fn list(
         "{SELECT} WHERE cp.user_id = ? AND cp.conversation_archived = ? \
          ORDER BY cp.last_activity_at DESC, cp.conversation_id DESC LIMIT ? OFFSET ?"
     );
-    let mut rows: Vec<Row> = sqlx::query_as(&sql)
-        .bind(user.get())
-        .bind(archived)
-        .bind(limit + 1)
-        .bind(offset)
-        .fetch_all(pool)
-        .await?;
+    let mut rows: Vec<Row> = sqlx::query_as(&sql).bind(user.get()).bind(archived).bind(limit + 1).bind(offset).fetch_all(pool).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     Ok((with_participants(pool, rows).await?, more))
 }
 
 /// One conversation, if the caller is in it.
-pub async fn get(
-    pool: &MySqlPool,
-    user: UserId,
-    id: ConversationId,
-) -> Result<Option<ConversationItem>, sqlx::Error> {
+pub async fn get(pool: &MySqlPool, user: UserId, id: ConversationId) -> Result<Option<ConversationItem>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE cp.conversation_id = ? AND cp.user_id = ?");
-    let rows: Vec<Row> = sqlx::query_as(&sql)
-        .bind(id.to_string())
-        .bind(user.get())
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<Row> = sqlx::query_as(&sql).bind(id.to_string()).bind(user.get()).fetch_all(pool).await?;
     Ok(with_participants(pool, rows).await?.pop())
 }
 
 /// The caller's DIRECT conversation with `other` about `posting` (none counts as a value).
-pub async fn find_direct(
-    pool: &MySqlPool,
-    user: UserId,
-    other: UserId,
-    posting: Option<PostingId>,
-) -> Result<Option<String>, sqlx::Error> {
+pub async fn find_direct(pool: &MySqlPool, user: UserId, other: UserId, posting: Option<PostingId>) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT c.id FROM CONVERSATION_PARTICIPANTS me \
          JOIN CONVERSATION_PARTICIPANTS other ON other.conversation_id = me.conversation_id AND other.user_id = ? \
@@ -121,10 +102,7 @@ pub async fn find_direct(
 }
 
 /// Attaches the members of each conversation (one query for the page).
-async fn with_participants(
-    pool: &MySqlPool,
-    rows: Vec<Row>,
-) -> Result<Vec<ConversationItem>, sqlx::Error> {
+async fn with_participants(pool: &MySqlPool, rows: Vec<Row>) -> Result<Vec<ConversationItem>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -137,54 +115,30 @@ async fn with_participants(
         list.push_bind(row.0.clone());
     }
     q.push(") ORDER BY cp.conversation_id, cp.joined_at, cp.user_id");
-    let members: Vec<(String, i32, Option<String>, String, String)> =
-        q.build_query_as().persistent(false).fetch_all(pool).await?;
+    let members: Vec<(String, i32, Option<String>, String, String)> = q.build_query_as().persistent(false).fetch_all(pool).await?;
     let mut by_conversation: HashMap<String, Vec<ParticipantItem>> = HashMap::new();
     for (conversation, user_id, role, first_name, last_name) in members {
         let role = role.unwrap_or_else(|| "MEMBER".into());
-        by_conversation
-            .entry(conversation)
-            .or_default()
-            .push(ParticipantItem {
-                user_id,
-                role,
-                first_name,
-                last_name,
-            });
+        by_conversation.entry(conversation).or_default().push(ParticipantItem { user_id, role, first_name, last_name });
     }
     Ok(rows
         .into_iter()
-        .map(
-            |(
+        .map(|(id, kind, name, posting_id, created_by, archived, last_message_at, created_at, updated_at, unread, muted, notifications)| {
+            ConversationItem {
+                participants: by_conversation.remove(&id).unwrap_or_default(),
                 id,
                 kind,
                 name,
                 posting_id,
                 created_by,
-                archived,
-                last_message_at,
-                created_at,
-                updated_at,
-                unread,
-                muted,
-                notifications,
-            )| {
-                ConversationItem {
-                    participants: by_conversation.remove(&id).unwrap_or_default(),
-                    id,
-                    kind,
-                    name,
-                    posting_id,
-                    created_by,
-                    is_archived: archived.unwrap_or(false),
-                    last_message_at: last_message_at.map(rfc3339),
-                    created_at: created_at.map(rfc3339).unwrap_or_default(),
-                    updated_at: updated_at.map(rfc3339).unwrap_or_default(),
-                    unread_count: i64::from(unread),
-                    is_muted: muted.unwrap_or(false),
-                    notifications_enabled: notifications.unwrap_or(true),
-                }
-            },
-        )
+                is_archived: archived.unwrap_or(false),
+                last_message_at: last_message_at.map(rfc3339),
+                created_at: created_at.map(rfc3339).unwrap_or_default(),
+                updated_at: updated_at.map(rfc3339).unwrap_or_default(),
+                unread_count: i64::from(unread),
+                is_muted: muted.unwrap_or(false),
+                notifications_enabled: notifications.unwrap_or(true),
+            }
+        })
         .collect())
 }

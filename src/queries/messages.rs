@@ -67,27 +67,17 @@ type Row = (
 );
 
 /// True if `user` is a participant of `conversation`.
-pub async fn is_participant(
-    pool: &MySqlPool,
-    user: UserId,
-    conversation: ConversationId,
-) -> Result<bool, sqlx::Error> {
-    let found: Option<i32> = sqlx::query_scalar(
-        "SELECT user_id FROM CONVERSATION_PARTICIPANTS WHERE conversation_id = ? AND user_id = ?",
-    )
-    .bind(conversation.to_string())
-    .bind(user.get())
-    .fetch_optional(pool)
-    .await?;
+pub async fn is_participant(pool: &MySqlPool, user: UserId, conversation: ConversationId) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT user_id FROM CONVERSATION_PARTICIPANTS WHERE conversation_id = ? AND user_id = ?")
+        .bind(conversation.to_string())
+        .bind(user.get())
+        .fetch_optional(pool)
+        .await?;
     Ok(found.is_some())
 }
 
 /// The sequence number of a message of this conversation (the `before` cursor).
-pub async fn seq_of(
-    pool: &MySqlPool,
-    conversation: ConversationId,
-    message: MessageId,
-) -> Result<Option<u64>, sqlx::Error> {
+pub async fn seq_of(pool: &MySqlPool, conversation: ConversationId, message: MessageId) -> Result<Option<u64>, sqlx::Error> {
     sqlx::query_scalar("SELECT seq FROM MESSAGES WHERE id = ? AND conversation_id = ?")
         .bind(message.to_string())
         .bind(conversation.to_string())
@@ -97,19 +87,13 @@ pub async fn seq_of(
 
 /// A page of non-deleted messages, newest first; one more than `limit` tells
 /// whether an older page exists.
-pub async fn page(
-    pool: &MySqlPool,
-    conversation: ConversationId,
-    limit: u32,
-    page: Page,
-) -> Result<(Vec<MessageItem>, bool), sqlx::Error> {
+pub async fn page(pool: &MySqlPool, conversation: ConversationId, limit: u32, page: Page) -> Result<(Vec<MessageItem>, bool), sqlx::Error> {
     let mut q = QueryBuilder::<MySql>::new(
         "SELECT m.id, m.conversation_id, m.sender_id, m.content, m.message_type, m.media_url, CAST(m.media_metadata AS CHAR), \
          m.reply_to_id, m.is_edited, m.is_deleted, m.edited_at, m.deleted_at, m.created_at, u.first_name, u.last_name \
          FROM MESSAGES m JOIN app_users u ON u.id = m.sender_id WHERE m.conversation_id = ",
     );
-    q.push_bind(conversation.to_string())
-        .push(" AND m.is_deleted = FALSE");
+    q.push_bind(conversation.to_string()).push(" AND m.is_deleted = FALSE");
     if let Page::BeforeSeq(seq) = page {
         q.push(" AND m.seq < ").push_bind(seq);
     }
@@ -145,27 +129,22 @@ pub async fn page(
     Ok((items, more))
 }
 
-async fn reactions_of(
-    pool: &MySqlPool,
-    messages: Vec<String>,
-) -> Result<HashMap<String, Vec<ReactionItem>>, sqlx::Error> {
+async fn reactions_of(pool: &MySqlPool, messages: Vec<String>) -> Result<HashMap<String, Vec<ReactionItem>>, sqlx::Error> {
     let mut by_message: HashMap<String, Vec<ReactionItem>> = HashMap::new();
     if messages.is_empty() {
         return Ok(by_message);
     }
-    let mut q = QueryBuilder::<MySql>::new("SELECT id, message_id, CAST(emoji AS CHAR CHARACTER SET utf8mb4), user_id FROM MESSAGE_REACTIONS WHERE message_id IN (");
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT id, message_id, CAST(emoji AS CHAR CHARACTER SET utf8mb4), user_id FROM MESSAGE_REACTIONS WHERE message_id IN (",
+    );
     let mut list = q.separated(", ");
     for id in messages {
         list.push_bind(id);
     }
     q.push(") ORDER BY message_id, created_at, id");
-    let rows: Vec<(String, String, String, i32)> =
-        q.build_query_as().persistent(false).fetch_all(pool).await?;
+    let rows: Vec<(String, String, String, i32)> = q.build_query_as().persistent(false).fetch_all(pool).await?;
     for (id, message_id, emoji, user_id) in rows {
-        by_message
-            .entry(message_id)
-            .or_default()
-            .push(ReactionItem { id, emoji, user_id });
+        by_message.entry(message_id).or_default().push(ReactionItem { id, emoji, user_id });
     }
     Ok(by_message)
 }

@@ -22,11 +22,10 @@ impl ProjectionProgress {
 
     /// The applied position as stored.
     pub async fn stored(&self) -> Result<u64, sqlx::Error> {
-        let position: Option<u64> =
-            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
-                .bind(CHECKPOINT)
-                .fetch_optional(&self.pool)
-                .await?;
+        let position: Option<u64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
+            .bind(CHECKPOINT)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(position.unwrap_or(0))
     }
 

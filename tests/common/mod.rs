@@ -58,22 +58,14 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app against the given NATS server.
 pub async fn spawn_app_with_nats(nats_url: &str) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (database, stream, prefix) = (
-        format!("chat_test_{suffix}"),
-        format!("TEST_{suffix}"),
-        format!("test_{suffix}.events"),
-    );
+    let (database, stream, prefix) = (format!("chat_test_{suffix}"), format!("TEST_{suffix}"), format!("test_{suffix}.events"));
     start(database, nats_url, stream, prefix, &Role::ALL).await
 }
 
 /// Starts the app with only some roles (e.g. no projector).
 pub async fn spawn_app_with_roles(roles: &[Role]) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (database, stream, prefix) = (
-        format!("chat_test_{suffix}"),
-        format!("TEST_{suffix}"),
-        format!("test_{suffix}.events"),
-    );
+    let (database, stream, prefix) = (format!("chat_test_{suffix}"), format!("TEST_{suffix}"), format!("test_{suffix}.events"));
     start(database, NATS, stream, prefix, roles).await
 }
 
@@ -86,23 +78,13 @@ pub async fn spawn_app_sharing(other: &TestApp) -> TestApp {
 
 /// Like `spawn_app_sharing`, with only some roles.
 pub async fn spawn_app_sharing_with_roles(other: &TestApp, roles: &[Role]) -> TestApp {
-    let (database, stream, prefix) = (
-        other.database.clone(),
-        other.stream.clone(),
-        other.subject_prefix.clone(),
-    );
+    let (database, stream, prefix) = (other.database.clone(), other.stream.clone(), other.subject_prefix.clone());
     let mut app = start(database, &other.nats_url, stream, prefix, roles).await;
     app.owns_resources = false;
     app
 }
 
-async fn start(
-    database: String,
-    nats_url: &str,
-    stream: String,
-    subject_prefix: String,
-    roles: &[Role],
-) -> TestApp {
+async fn start(database: String, nats_url: &str, stream: String, subject_prefix: String, roles: &[Role]) -> TestApp {
     if std::env::var_os("RUST_LOG").is_some() {
         chat::telemetry::init_logs();
     }
@@ -118,17 +100,10 @@ async fn start(
         aggregate_cache: 1000,
         read_wait_ms: 2000,
     };
-    let server = chat::server::start(config, roles)
-        .await
-        .expect("app starts");
+    let server = chat::server::start(config, roles).await.expect("app starts");
     // A process without the API role has no address; its `base` is unusable.
-    let base = server
-        .addr
-        .map(|addr| format!("http://{addr}"))
-        .unwrap_or_default();
-    let pool = chat::db::connect(&database_url, 4)
-        .await
-        .expect("test pool");
+    let base = server.addr.map(|addr| format!("http://{addr}")).unwrap_or_default();
+    let pool = chat::db::connect(&database_url, 4).await.expect("test pool");
     TestApp {
         base,
         client: reqwest::Client::new(),
@@ -154,9 +129,7 @@ impl TestApp {
     }
 
     pub fn admin_token(&self) -> String {
-        self.jwt
-            .issue(user(1), Some("chat:admin"), 3600)
-            .expect("token")
+        self.jwt.issue(user(1), Some("chat:admin"), 3600).expect("token")
     }
 
     /// Sends a request with an optional token, JSON body and extra headers.
@@ -185,16 +158,8 @@ impl TestApp {
             let status = response.status();
             let headers = response.headers().clone();
             let text = response.text().await.expect("body");
-            let body = if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
-            };
-            Answer {
-                status,
-                body,
-                headers,
-            }
+            let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+            Answer { status, body, headers }
         }
     }
 
@@ -214,23 +179,9 @@ impl TestApp {
     pub async fn register_users(&self, ids: impl IntoIterator<Item = i64>) {
         let admin = self.admin_token();
         for id in ids {
-            let body =
-                json!({"first_name": format!("First{id}"), "last_name": format!("Last{id}")});
-            let answer = self
-                .request(
-                    Method::PUT,
-                    &format!("/api/v1/users/{id}"),
-                    Some(&admin),
-                    Some(body),
-                    &[],
-                )
-                .await;
-            assert_eq!(
-                answer.status,
-                StatusCode::OK,
-                "registering user {id}: {:?}",
-                answer.body
-            );
+            let body = json!({"first_name": format!("First{id}"), "last_name": format!("Last{id}")});
+            let answer = self.request(Method::PUT, &format!("/api/v1/users/{id}"), Some(&admin), Some(body), &[]).await;
+            assert_eq!(answer.status, StatusCode::OK, "registering user {id}: {:?}", answer.body);
         }
     }
 
@@ -238,13 +189,7 @@ impl TestApp {
     pub async fn register_posting(&self, title: &str) -> String {
         let id = uuid::Uuid::now_v7().to_string();
         let answer = self
-            .request(
-                Method::PUT,
-                &format!("/api/v1/postings/{id}"),
-                Some(&self.admin_token()),
-                Some(json!({"title": title})),
-                &[],
-            )
+            .request(Method::PUT, &format!("/api/v1/postings/{id}"), Some(&self.admin_token()), Some(json!({"title": title})), &[])
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         id
@@ -253,67 +198,38 @@ impl TestApp {
     /// Creates a GROUP owned by `owner` with `members`; answers its id.
     pub async fn create_group(&self, owner: i64, members: &[i64]) -> String {
         let body = json!({"type": "GROUP", "name": "team", "participant_ids": members});
-        let answer = self
-            .call(Method::POST, "/conversations", owner, Some(body))
-            .await;
+        let answer = self.call(Method::POST, "/conversations", owner, Some(body)).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-        answer.body["conversation_id"]
-            .as_str()
-            .expect("conversation_id")
-            .to_owned()
+        answer.body["conversation_id"].as_str().expect("conversation_id").to_owned()
     }
 
     /// Creates a DIRECT between `a` and `b`; answers its id.
     pub async fn create_direct(&self, a: i64, b: i64) -> String {
-        let answer = self
-            .call(
-                Method::POST,
-                "/conversations",
-                a,
-                Some(json!({"type": "DIRECT", "participant_ids": [b]})),
-            )
-            .await;
+        let answer = self.call(Method::POST, "/conversations", a, Some(json!({"type": "DIRECT", "participant_ids": [b]}))).await;
         assert!(answer.status.is_success(), "{:?}", answer.body);
-        answer.body["conversation_id"]
-            .as_str()
-            .expect("conversation_id")
-            .to_owned()
+        answer.body["conversation_id"].as_str().expect("conversation_id").to_owned()
     }
 
     /// Sends a text message; answers its id.
     pub async fn send(&self, as_user: i64, conversation: &str, content: &str) -> String {
-        let answer = self
-            .call(
-                Method::POST,
-                &format!("/conversations/{conversation}/messages"),
-                as_user,
-                Some(json!({"content": content})),
-            )
-            .await;
+        let answer =
+            self.call(Method::POST, &format!("/conversations/{conversation}/messages"), as_user, Some(json!({"content": content}))).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-        answer.body["message_id"]
-            .as_str()
-            .expect("message_id")
-            .to_owned()
+        answer.body["message_id"].as_str().expect("message_id").to_owned()
     }
 
     /// Number of events in the log.
     pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM event_log")
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        sqlx::query_scalar("SELECT COUNT(*) FROM event_log").fetch_one(&self.pool).await.expect("count")
     }
 
     /// The event types of one stream, in version order.
     pub async fn stream_types(&self, stream_id: &str) -> Vec<String> {
-        sqlx::query_scalar(
-            "SELECT event_type FROM event_log WHERE stream_id = ? ORDER BY stream_version",
-        )
-        .bind(stream_id)
-        .fetch_all(&self.pool)
-        .await
-        .expect("stream")
+        sqlx::query_scalar("SELECT event_type FROM event_log WHERE stream_id = ? ORDER BY stream_version")
+            .bind(stream_id)
+            .fetch_all(&self.pool)
+            .await
+            .expect("stream")
     }
 
     /// Waits until the publisher has published everything appended.
@@ -355,27 +271,17 @@ impl Drop for TestApp {
         let nats_url = self.nats_url.clone();
         let server = self.server.take();
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             runtime.block_on(async move {
                 drop(server);
                 if let Ok(pool) = chat::db::connect(MYSQL, 2).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`"))
-                        .execute(&pool)
-                        .await;
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await;
                 }
-                let connect = async_nats::ConnectOptions::new()
-                    .connection_timeout(Duration::from_secs(1))
-                    .connect(nats_url.as_str());
-                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await
-                {
-                    let _ = async_nats::jetstream::new(client)
-                        .delete_stream(&stream)
-                        .await;
+                let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1)).connect(nats_url.as_str());
+                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
                 }
             });
         })
@@ -400,35 +306,21 @@ impl TestApp {
     pub async fn consume_all(&self, quiet: Duration) -> Vec<Published> {
         use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
         use futures::StreamExt;
-        let client = async_nats::connect(self.nats_url.as_str())
-            .await
-            .expect("nats");
+        let client = async_nats::connect(self.nats_url.as_str()).await.expect("nats");
         let js = async_nats::jetstream::new(client);
         let stream = js.get_stream(&self.stream).await.expect("stream exists");
         let consumer = stream
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::Explicit,
-                ..Default::default()
-            })
+            .create_consumer(pull::Config { deliver_policy: DeliverPolicy::All, ack_policy: AckPolicy::Explicit, ..Default::default() })
             .await
             .expect("consumer");
         let mut messages = consumer.messages().await.expect("messages");
         let mut out = Vec::new();
         while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, messages.next()).await {
             let headers = message.headers.clone().unwrap_or_default();
-            let header = |name: &str| {
-                headers
-                    .get(name)
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default()
-            };
+            let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned()).unwrap_or_default();
             out.push(Published {
                 subject: message.subject.to_string(),
-                msg_id: headers
-                    .get(async_nats::header::NATS_MESSAGE_ID)
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default(),
+                msg_id: headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_owned()).unwrap_or_default(),
                 position: header("Chat-Position").parse().unwrap_or(0),
                 event_type: header("Chat-Event-Type"),
                 schema_version: header("Chat-Schema-Version"),
@@ -452,41 +344,24 @@ impl TestApp {
     pub async fn assert_published_exactly_once(&self, published: &[Published]) {
         let log = self.log().await;
         assert_eq!(published.len(), log.len(), "one message per event");
-        for (message, (position, event_id, stream_type, stream_id, event_type)) in
-            published.iter().zip(&log)
-        {
+        for (message, (position, event_id, stream_type, stream_id, event_type)) in published.iter().zip(&log) {
             assert_eq!(message.position, *position, "in position order");
             assert_eq!(message.msg_id, *event_id);
-            assert_eq!(
-                message.subject,
-                format!(
-                    "{}.{stream_type}.{stream_id}.{event_type}",
-                    self.subject_prefix
-                )
-            );
+            assert_eq!(message.subject, format!("{}.{stream_type}.{stream_id}.{event_type}", self.subject_prefix));
             assert_eq!(message.event_type, *event_type);
-            assert_eq!(message.schema_version, "1");
+            assert_eq!(message.schema_version, chat::domain::upcasting::current_version(event_type).to_string());
             assert_eq!(message.payload["position"], *position);
             assert_eq!(message.payload["event_id"], event_id.as_str());
             assert_eq!(message.payload["stream_id"], stream_id.as_str());
             assert_eq!(message.payload["type"], event_type.as_str());
             assert!(message.payload["data"].is_object() && message.payload["metadata"].is_object());
-            assert!(message.payload["recorded_at"]
-                .as_str()
-                .is_some_and(|t| t.ends_with('Z')));
+            assert!(message.payload["recorded_at"].as_str().is_some_and(|t| t.ends_with('Z')));
         }
     }
 }
 
 /// The read-model tables, in dependency order.
-pub const READ_MODELS: [&str; 6] = [
-    "app_users",
-    "POSTINGS",
-    "CONVERSATIONS",
-    "CONVERSATION_PARTICIPANTS",
-    "MESSAGES",
-    "MESSAGE_REACTIONS",
-];
+pub const READ_MODELS: [&str; 6] = ["app_users", "POSTINGS", "CONVERSATIONS", "CONVERSATION_PARTICIPANTS", "MESSAGES", "MESSAGE_REACTIONS"];
 
 impl TestApp {
     /// Every row of every read-model table, each as one string of all its columns.
@@ -500,17 +375,11 @@ impl TestApp {
             .fetch_all(&self.pool)
             .await
             .expect("columns");
-            let cells = columns
-                .iter()
-                .map(|c| format!("IFNULL(CAST(`{c}` AS CHAR), 'NULL')"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let rows: Vec<String> = sqlx::query_scalar(&format!(
-                "SELECT CONCAT_WS('|', {cells}) FROM `{table}` ORDER BY id"
-            ))
-            .fetch_all(&self.pool)
-            .await
-            .expect("rows");
+            let cells = columns.iter().map(|c| format!("IFNULL(CAST(`{c}` AS CHAR), 'NULL')")).collect::<Vec<_>>().join(", ");
+            let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT CONCAT_WS('|', {cells}) FROM `{table}` ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await
+                .expect("rows");
             all.push((table.to_owned(), rows));
         }
         all

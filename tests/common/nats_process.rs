@@ -15,16 +15,9 @@ pub struct NatsProcess {
 impl NatsProcess {
     /// Starts a server on a free port and waits until it accepts connections.
     pub async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
         let store = tempfile::tempdir().expect("store dir");
-        let mut process = Self {
-            port,
-            store,
-            child: None,
-        };
+        let mut process = Self { port, store, child: None };
         process.restart().await;
         process
     }
@@ -35,20 +28,9 @@ impl NatsProcess {
 
     /// (Re)starts the server on the same port and store.
     pub async fn restart(&mut self) {
-        let binary = if std::path::Path::new("/usr/sbin/nats-server").exists() {
-            "/usr/sbin/nats-server"
-        } else {
-            "nats-server"
-        };
+        let binary = if std::path::Path::new("/usr/sbin/nats-server").exists() { "/usr/sbin/nats-server" } else { "nats-server" };
         let child = Command::new(binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -56,10 +38,7 @@ impl NatsProcess {
             .expect("nats-server starts (is it on PATH?)");
         self.child = Some(child);
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

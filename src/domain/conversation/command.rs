@@ -8,65 +8,19 @@ use crate::domain::{ConversationId, MessageId, PostingId, ReactionId, UserId};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationCommand {
     Create(CreateConversation),
-    Rename {
-        by: UserId,
-        name: ConversationName,
-    },
-    Archive {
-        by: UserId,
-    },
-    Unarchive {
-        by: UserId,
-    },
-    AddParticipant {
-        by: UserId,
-        user_id: UserId,
-        role: Role,
-    },
-    RemoveParticipant {
-        by: UserId,
-        user_id: UserId,
-    },
-    ChangeRole {
-        by: UserId,
-        user_id: UserId,
-        role: Role,
-    },
-    ChangeSettings {
-        by: UserId,
-        is_muted: Option<bool>,
-        notifications_enabled: Option<bool>,
-    },
-    SendMessage {
-        by: UserId,
-        message_id: MessageId,
-        body: MessageBody,
-        reply_to_id: Option<MessageId>,
-    },
-    EditMessage {
-        by: UserId,
-        message_id: MessageId,
-        content: String,
-    },
-    DeleteMessage {
-        by: UserId,
-        message_id: MessageId,
-    },
-    AddReaction {
-        by: UserId,
-        message_id: MessageId,
-        reaction_id: ReactionId,
-        emoji: Emoji,
-    },
-    RemoveReaction {
-        by: UserId,
-        message_id: MessageId,
-        emoji: Emoji,
-    },
-    MarkRead {
-        by: UserId,
-        message_id: MessageId,
-    },
+    Rename { by: UserId, name: ConversationName },
+    Archive { by: UserId },
+    Unarchive { by: UserId },
+    AddParticipant { by: UserId, user_id: UserId, role: Role },
+    RemoveParticipant { by: UserId, user_id: UserId },
+    ChangeRole { by: UserId, user_id: UserId, role: Role },
+    ChangeSettings { by: UserId, is_muted: Option<bool>, notifications_enabled: Option<bool> },
+    SendMessage { by: UserId, message_id: MessageId, body: MessageBody, reply_to_id: Option<MessageId> },
+    EditMessage { by: UserId, message_id: MessageId, content: String },
+    DeleteMessage { by: UserId, message_id: MessageId },
+    AddReaction { by: UserId, message_id: MessageId, reaction_id: ReactionId, emoji: Emoji },
+    RemoveReaction { by: UserId, message_id: MessageId, emoji: Emoji },
+    MarkRead { by: UserId, message_id: MessageId },
 }
 
 /// Starts a conversation; the creator becomes its OWNER.

@@ -2,8 +2,8 @@
 //! not found (404), then role (403), then state (409), then references (422).
 
 use super::{
-    Conversation, ConversationCommand, ConversationDetails, ConversationEvent, CreateConversation,
-    InitialParticipant, MessageState, Participant, ReactionState,
+    Conversation, ConversationCommand, ConversationDetails, ConversationEvent, CreateConversation, InitialParticipant, MessageState,
+    Participant, ReactionState,
 };
 use crate::domain::values::{check_edited_content, ConversationType, Role, MAX_PARTICIPANTS};
 use crate::domain::{DomainError, MessageId, ReactionId};
@@ -16,13 +16,8 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
     if let Create(create) = command {
         return decide_create(create, state);
     }
-    let c = state
-        .details
-        .as_ref()
-        .ok_or(DomainError::NotFound("conversation"))?;
-    let actor = c
-        .participant(command.actor())
-        .ok_or(DomainError::NotFound("conversation"))?;
+    let c = state.details.as_ref().ok_or(DomainError::NotFound("conversation"))?;
+    let actor = c.participant(command.actor()).ok_or(DomainError::NotFound("conversation"))?;
     let id = c.id;
     match command {
         Create(create) => decide_create(create, state),
@@ -33,29 +28,19 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
             if c.name.as_deref() == Some(name.as_str()) {
                 return Ok(vec![]);
             }
-            Ok(vec![ConversationEvent::ConversationRenamed {
-                conversation_id: id,
-                name: name.as_str().to_owned(),
-                renamed_by: *by,
-            }])
+            Ok(vec![ConversationEvent::ConversationRenamed { conversation_id: id, name: name.as_str().to_owned(), renamed_by: *by }])
         }
         Archive { by } => {
             require_archiver(c, actor)?;
             require_active(c)?;
-            Ok(vec![ConversationEvent::ConversationArchived {
-                conversation_id: id,
-                archived_by: *by,
-            }])
+            Ok(vec![ConversationEvent::ConversationArchived { conversation_id: id, archived_by: *by }])
         }
         Unarchive { by } => {
             require_archiver(c, actor)?;
             if !c.archived {
                 return Err(DomainError::Conflict("the conversation is not archived"));
             }
-            Ok(vec![ConversationEvent::ConversationUnarchived {
-                conversation_id: id,
-                unarchived_by: *by,
-            }])
+            Ok(vec![ConversationEvent::ConversationUnarchived { conversation_id: id, unarchived_by: *by }])
         }
         AddParticipant { by, user_id, role } => {
             require_manager(actor)?;
@@ -68,44 +53,27 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
                 return Err(DomainError::Conflict("the user is already a participant"));
             }
             if c.participants.len() >= MAX_PARTICIPANTS {
-                return Err(DomainError::Conflict(
-                    "the conversation has the maximum number of participants",
-                ));
+                return Err(DomainError::Conflict("the conversation has the maximum number of participants"));
             }
-            Ok(vec![ConversationEvent::ParticipantAdded {
-                conversation_id: id,
-                user_id: *user_id,
-                role: *role,
-                added_by: *by,
-            }])
+            Ok(vec![ConversationEvent::ParticipantAdded { conversation_id: id, user_id: *user_id, role: *role, added_by: *by }])
         }
         RemoveParticipant { by, user_id } => {
-            let target = c
-                .participant(*user_id)
-                .ok_or(DomainError::NotFound("participant"))?;
+            let target = c.participant(*user_id).ok_or(DomainError::NotFound("participant"))?;
             let leaving = by == user_id;
             if !leaving {
                 require_manager(actor)?;
             }
             require_group(c, "a DIRECT conversation has fixed membership")?;
             if target.role == Role::Owner {
-                return Err(DomainError::Conflict(
-                    "the OWNER cannot be removed or leave; transfer ownership first",
-                ));
+                return Err(DomainError::Conflict("the OWNER cannot be removed or leave; transfer ownership first"));
             }
             if !leaving {
                 require_active(c)?;
             }
-            Ok(vec![ConversationEvent::ParticipantRemoved {
-                conversation_id: id,
-                user_id: *user_id,
-                removed_by: *by,
-            }])
+            Ok(vec![ConversationEvent::ParticipantRemoved { conversation_id: id, user_id: *user_id, removed_by: *by }])
         }
         ChangeRole { by, user_id, role } => {
-            let target = c
-                .participant(*user_id)
-                .ok_or(DomainError::NotFound("participant"))?;
+            let target = c.participant(*user_id).ok_or(DomainError::NotFound("participant"))?;
             if actor.role != Role::Owner {
                 return Err(DomainError::Forbidden("only the OWNER can change roles"));
             }
@@ -115,61 +83,30 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
                 return Ok(vec![]);
             }
             if target.role == Role::Owner {
-                return Err(DomainError::Conflict(
-                    "the OWNER keeps the role until ownership is transferred",
-                ));
+                return Err(DomainError::Conflict("the OWNER keeps the role until ownership is transferred"));
             }
             if *role == Role::Owner {
-                return Ok(vec![ConversationEvent::OwnershipTransferred {
-                    conversation_id: id,
-                    previous_owner: *by,
-                    new_owner: *user_id,
-                }]);
+                return Ok(vec![ConversationEvent::OwnershipTransferred { conversation_id: id, previous_owner: *by, new_owner: *user_id }]);
             }
-            Ok(vec![ConversationEvent::ParticipantRoleChanged {
-                conversation_id: id,
-                user_id: *user_id,
-                role: *role,
-                changed_by: *by,
-            }])
+            Ok(vec![ConversationEvent::ParticipantRoleChanged { conversation_id: id, user_id: *user_id, role: *role, changed_by: *by }])
         }
-        ChangeSettings {
-            by,
-            is_muted,
-            notifications_enabled,
-        } => {
+        ChangeSettings { by, is_muted, notifications_enabled } => {
             let is_muted = is_muted.unwrap_or(actor.is_muted);
-            let notifications_enabled =
-                notifications_enabled.unwrap_or(actor.notifications_enabled);
+            let notifications_enabled = notifications_enabled.unwrap_or(actor.notifications_enabled);
             if is_muted == actor.is_muted && notifications_enabled == actor.notifications_enabled {
                 return Ok(vec![]);
             }
-            Ok(vec![ConversationEvent::ParticipantSettingsChanged {
-                conversation_id: id,
-                user_id: *by,
-                is_muted,
-                notifications_enabled,
-            }])
+            Ok(vec![ConversationEvent::ParticipantSettingsChanged { conversation_id: id, user_id: *by, is_muted, notifications_enabled }])
         }
-        SendMessage {
-            by,
-            message_id,
-            body,
-            reply_to_id,
-        } => {
+        SendMessage { by, message_id, body, reply_to_id } => {
             require_active(c)?;
             if let Some(reply_to) = reply_to_id {
                 if !c.messages.contains_key(reply_to) {
-                    return Err(DomainError::invalid(
-                        "reply_to_id",
-                        "must be a message of this conversation",
-                    ));
+                    return Err(DomainError::invalid("reply_to_id", "must be a message of this conversation"));
                 }
             }
             if c.messages.contains_key(message_id) {
-                return Err(DomainError::Conflict(
-                    "a message with this id already exists",
-                ));
+                return Err(DomainError::Conflict("a message with this id already exists"));
             }
             Ok(vec![ConversationEvent::MessageSent {
                 conversation_id: id,
@@ -183,19 +120,14 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
                 reply_to_id: *reply_to_id,
             }])
         }
-        EditMessage {
-            by,
-            message_id,
-            content,
-        } => {
+        EditMessage { by, message_id, content } => {
             let message = message(c, message_id)?;
             if message.sender_id != *by {
                 return Err(DomainError::Forbidden("only the sender can edit a message"));
             }
             require_active(c)?;
             require_not_deleted(message)?;
-            check_edited_content(message.message_type, content)
-                .map_err(|e| DomainError::Invalid(vec![e]))?;
+            check_edited_content(message.message_type, content).map_err(|e| DomainError::Invalid(vec![e]))?;
             Ok(vec![ConversationEvent::MessageEdited {
                 conversation_id: id,
                 message_id: *message_id,
@@ -206,24 +138,13 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
         DeleteMessage { by, message_id } => {
             let message = message(c, message_id)?;
             if message.sender_id != *by && !actor.role.manages() {
-                return Err(DomainError::Forbidden(
-                    "only the sender, an OWNER or an ADMIN can delete a message",
-                ));
+                return Err(DomainError::Forbidden("only the sender, an OWNER or an ADMIN can delete a message"));
             }
             require_active(c)?;
             require_not_deleted(message)?;
-            Ok(vec![ConversationEvent::MessageDeleted {
-                conversation_id: id,
-                message_id: *message_id,
-                deleted_by: *by,
-            }])
+            Ok(vec![ConversationEvent::MessageDeleted { conversation_id: id, message_id: *message_id, deleted_by: *by }])
         }
-        AddReaction {
-            by,
-            message_id,
-            reaction_id,
-            emoji,
-        } => {
+        AddReaction { by, message_id, reaction_id, emoji } => {
             let message = message(c, message_id)?;
             require_active(c)?;
             require_not_deleted(message)?;
@@ -238,16 +159,9 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
                 emoji: emoji.clone(),
             }])
         }
-        RemoveReaction {
-            by,
-            message_id,
-            emoji,
-        } => {
+        RemoveReaction { by, message_id, emoji } => {
             let message = message(c, message_id)?;
-            let reaction = message
-                .reactions
-                .get(&(*by, emoji.clone()))
-                .ok_or(DomainError::NotFound("reaction"))?;
+            let reaction = message.reactions.get(&(*by, emoji.clone())).ok_or(DomainError::NotFound("reaction"))?;
             require_active(c)?;
             require_not_deleted(message)?;
             Ok(vec![ConversationEvent::ReactionRemoved {
@@ -259,17 +173,12 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
             }])
         }
         MarkRead { by, message_id } => {
-            let message = c.messages.get(message_id).ok_or_else(|| {
-                DomainError::invalid("message_id", "must be a message of this conversation")
-            })?;
+            let message =
+                c.messages.get(message_id).ok_or_else(|| DomainError::invalid("message_id", "must be a message of this conversation"))?;
             if actor.read_mark.is_some_and(|mark| mark.seq >= message.seq) {
                 return Ok(vec![]);
             }
-            Ok(vec![ConversationEvent::MessagesRead {
-                conversation_id: id,
-                user_id: *by,
-                message_id: *message_id,
-            }])
+            Ok(vec![ConversationEvent::MessagesRead { conversation_id: id, user_id: *by, message_id: *message_id }])
         }
     }
 }
@@ -278,39 +187,19 @@ pub fn decide(command: &ConversationCommand, state: &Conversation) -> Decision {
 /// answer carries: the one that created the existing reaction, or the
 /// conversation's current version for any other no-op.
 pub fn version_answering_noop(command: &ConversationCommand, state: &Conversation) -> u64 {
-    existing_reaction_state(command, state)
-        .map(|r| r.added_at_version)
-        .unwrap_or(state.version)
+    existing_reaction_state(command, state).map(|r| r.added_at_version).unwrap_or(state.version)
 }
 
 /// The reaction a repeated `AddReaction` asks for again, if it exists.
-pub fn existing_reaction(
-    command: &ConversationCommand,
-    state: &Conversation,
-) -> Option<ReactionId> {
+pub fn existing_reaction(command: &ConversationCommand, state: &Conversation) -> Option<ReactionId> {
     existing_reaction_state(command, state).map(|r| r.reaction_id)
 }
 
-fn existing_reaction_state<'a>(
-    command: &ConversationCommand,
-    state: &'a Conversation,
-) -> Option<&'a ReactionState> {
-    let ConversationCommand::AddReaction {
-        by,
-        message_id,
-        emoji,
-        ..
-    } = command
-    else {
+fn existing_reaction_state<'a>(command: &ConversationCommand, state: &'a Conversation) -> Option<&'a ReactionState> {
+    let ConversationCommand::AddReaction { by, message_id, emoji, .. } = command else {
         return None;
     };
-    state
-        .details
-        .as_ref()?
-        .messages
-        .get(message_id)?
-        .reactions
-        .get(&(*by, emoji.clone()))
+    state.details.as_ref()?.messages.get(message_id)?.reactions.get(&(*by, emoji.clone()))
 }
 
 fn decide_create(create: &CreateConversation, state: &Conversation) -> Decision {
@@ -321,24 +210,15 @@ fn decide_create(create: &CreateConversation, state: &Conversation) -> Decision 
     match create.kind {
         ConversationType::Direct => {
             if create.name.is_some() {
-                return Err(DomainError::invalid(
-                    "name",
-                    "a DIRECT conversation has no name",
-                ));
+                return Err(DomainError::invalid("name", "a DIRECT conversation has no name"));
             }
             if members.len() != 2 {
-                return Err(DomainError::invalid(
-                    "participant_ids",
-                    "a DIRECT conversation needs exactly one other user",
-                ));
+                return Err(DomainError::invalid("participant_ids", "a DIRECT conversation needs exactly one other user"));
             }
         }
         ConversationType::Group => {
             if members.len() > MAX_PARTICIPANTS {
-                return Err(DomainError::invalid(
-                    "participant_ids",
-                    "at most 1,000 participants",
-                ));
+                return Err(DomainError::invalid("participant_ids", "at most 1,000 participants"));
             }
         }
     }
@@ -346,11 +226,7 @@ fn decide_create(create: &CreateConversation, state: &Conversation) -> Decision 
         .iter()
         .map(|user_id| InitialParticipant {
             user_id: *user_id,
-            role: if *user_id == create.created_by {
-                Role::Owner
-            } else {
-                Role::Member
-            },
+            role: if *user_id == create.created_by { Role::Owner } else { Role::Member },
         })
         .collect();
     Ok(vec![ConversationEvent::ConversationCreated {
@@ -363,10 +239,7 @@ fn decide_create(create: &CreateConversation, state: &Conversation) -> Decision 
     }])
 }
 
-fn message<'a>(
-    c: &'a ConversationDetails,
-    id: &MessageId,
-) -> Result<&'a MessageState, DomainError> {
+fn message<'a>(c: &'a ConversationDetails, id: &MessageId) -> Result<&'a MessageState, DomainError> {
     c.messages.get(id).ok_or(DomainError::NotFound("message"))
 }
 

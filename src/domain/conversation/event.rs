@@ -4,9 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::values::{ConversationType, Emoji, MessageType, Role};
-use crate::domain::{
-    ConversationId, EventPayload, MessageId, PostingId, ReactionId, Reference, UserId,
-};
+use crate::domain::{ConversationId, EventPayload, MessageId, PostingId, ReactionId, Reference, UserId};
 
 /// A member of a conversation at its creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +137,10 @@ impl EventPayload for ConversationEvent {
             MessagesRead { .. } => "MessagesRead",
         }
     }
+
+    fn schema_version(&self) -> u16 {
+        crate::domain::upcasting::current_version(self.event_type())
+    }
 }
 
 impl ConversationEvent {
@@ -146,25 +148,12 @@ impl ConversationEvent {
     pub fn references(&self) -> Vec<Reference> {
         use ConversationEvent::*;
         match self {
-            ConversationCreated {
-                participants,
-                posting_id,
-                ..
-            } => participants
+            ConversationCreated { participants, posting_id, .. } => participants
                 .iter()
-                .map(|p| Reference::User {
-                    field: "participant_ids",
-                    id: p.user_id,
-                })
-                .chain(posting_id.map(|id| Reference::Posting {
-                    field: "posting_id",
-                    id,
-                }))
+                .map(|p| Reference::User { field: "participant_ids", id: p.user_id })
+                .chain(posting_id.map(|id| Reference::Posting { field: "posting_id", id }))
                 .collect(),
-            ParticipantAdded { user_id, .. } => vec![Reference::User {
-                field: "user_id",
-                id: *user_id,
-            }],
+            ParticipantAdded { user_id, .. } => vec![Reference::User { field: "user_id", id: *user_id }],
             _ => Vec::new(),
         }
     }

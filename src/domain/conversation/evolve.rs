@@ -1,9 +1,6 @@
 //! Folds one event into a conversation's state.
 
-use super::{
-    Conversation, ConversationDetails, ConversationEvent, MessageState, Participant, ReactionState,
-    ReadMark,
-};
+use super::{Conversation, ConversationDetails, ConversationEvent, MessageState, Participant, ReactionState, ReadMark};
 use crate::domain::values::Role;
 
 /// Applies `event` to `state`. Events are facts: this never fails, and an
@@ -13,15 +10,7 @@ pub fn evolve(mut state: Conversation, event: &ConversationEvent) -> Conversatio
     use ConversationEvent::*;
     state.version += 1;
     let version = state.version;
-    if let ConversationCreated {
-        conversation_id,
-        kind,
-        name,
-        posting_id,
-        created_by,
-        participants,
-    } = event
-    {
+    if let ConversationCreated { conversation_id, kind, name, posting_id, created_by, participants } = event {
         state.details = Some(ConversationDetails {
             id: *conversation_id,
             kind: *kind,
@@ -29,10 +18,7 @@ pub fn evolve(mut state: Conversation, event: &ConversationEvent) -> Conversatio
             posting_id: *posting_id,
             created_by: *created_by,
             archived: false,
-            participants: participants
-                .iter()
-                .map(|p| (p.user_id, Participant::new(p.role)))
-                .collect(),
+            participants: participants.iter().map(|p| (p.user_id, Participant::new(p.role))).collect(),
             messages: Default::default(),
             message_count: 0,
         });
@@ -57,11 +43,7 @@ pub fn evolve(mut state: Conversation, event: &ConversationEvent) -> Conversatio
                 p.role = *role;
             }
         }
-        OwnershipTransferred {
-            previous_owner,
-            new_owner,
-            ..
-        } => {
+        OwnershipTransferred { previous_owner, new_owner, .. } => {
             if let Some(p) = c.participants.get_mut(previous_owner) {
                 p.role = Role::Admin;
             }
@@ -69,24 +51,13 @@ pub fn evolve(mut state: Conversation, event: &ConversationEvent) -> Conversatio
                 p.role = Role::Owner;
             }
         }
-        ParticipantSettingsChanged {
-            user_id,
-            is_muted,
-            notifications_enabled,
-            ..
-        } => {
+        ParticipantSettingsChanged { user_id, is_muted, notifications_enabled, .. } => {
             if let Some(p) = c.participants.get_mut(user_id) {
                 p.is_muted = *is_muted;
                 p.notifications_enabled = *notifications_enabled;
             }
         }
-        MessageSent {
-            message_id,
-            sender_id,
-            seq,
-            message_type,
-            ..
-        } => {
+        MessageSent { message_id, sender_id, seq, message_type, .. } => {
             c.message_count = c.message_count.max(*seq);
             c.messages.insert(
                 *message_id,
@@ -105,43 +76,21 @@ pub fn evolve(mut state: Conversation, event: &ConversationEvent) -> Conversatio
                 m.deleted = true;
             }
         }
-        ReactionAdded {
-            message_id,
-            reaction_id,
-            user_id,
-            emoji,
-            ..
-        } => {
+        ReactionAdded { message_id, reaction_id, user_id, emoji, .. } => {
             if let Some(m) = c.messages.get_mut(message_id) {
-                let reaction = ReactionState {
-                    reaction_id: *reaction_id,
-                    added_at_version: version,
-                };
+                let reaction = ReactionState { reaction_id: *reaction_id, added_at_version: version };
                 m.reactions.insert((*user_id, emoji.clone()), reaction);
             }
         }
-        ReactionRemoved {
-            message_id,
-            user_id,
-            emoji,
-            ..
-        } => {
+        ReactionRemoved { message_id, user_id, emoji, .. } => {
             if let Some(m) = c.messages.get_mut(message_id) {
                 m.reactions.remove(&(*user_id, emoji.clone()));
             }
         }
-        MessagesRead {
-            user_id,
-            message_id,
-            ..
-        } => {
+        MessagesRead { user_id, message_id, .. } => {
             let seq = c.messages.get(message_id).map(|m| m.seq);
             if let (Some(p), Some(seq)) = (c.participants.get_mut(user_id), seq) {
-                p.read_mark = Some(ReadMark {
-                    message_id: *message_id,
-                    seq,
-                    set_at_version: version,
-                });
+                p.read_mark = Some(ReadMark { message_id: *message_id, seq, set_at_version: version });
             }
         }
     }

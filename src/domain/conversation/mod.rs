@@ -26,10 +26,7 @@ impl Aggregate for ConversationAggregate {
     type Event = ConversationEvent;
     type State = Conversation;
 
-    fn decide(
-        command: &Self::Command,
-        state: &Self::State,
-    ) -> Result<Vec<Self::Event>, DomainError> {
+    fn decide(command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, DomainError> {
         decide(command, state)
     }
 

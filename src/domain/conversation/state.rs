@@ -39,12 +39,7 @@ pub struct Participant {
 
 impl Participant {
     pub fn new(role: Role) -> Self {
-        Self {
-            role,
-            is_muted: false,
-            notifications_enabled: true,
-            read_mark: None,
-        }
+        Self { role, is_muted: false, notifications_enabled: true, read_mark: None }
     }
 }
 
@@ -79,9 +74,6 @@ impl ConversationDetails {
     }
 
     pub fn owner(&self) -> Option<UserId> {
-        self.participants
-            .iter()
-            .find(|(_, p)| p.role == Role::Owner)
-            .map(|(id, _)| *id)
+        self.participants.iter().find(|(_, p)| p.role == Role::Owner).map(|(id, _)| *id)
     }
 }

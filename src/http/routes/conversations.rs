@@ -11,9 +11,7 @@ use super::super::json::JsonBody;
 use super::super::{paths, ApiError, AppState, Caller};
 use super::{param, PositionAnswer};
 use crate::app::{ExecuteError, DIRECT_LOOKUP};
-use crate::domain::conversation::{
-    Conversation, ConversationAggregate, ConversationCommand, CreateConversation,
-};
+use crate::domain::conversation::{Conversation, ConversationAggregate, ConversationCommand, CreateConversation};
 use crate::domain::values::{ConversationName, ConversationType, MAX_PARTICIPANTS};
 use crate::domain::{Aggregate, ConversationId, FieldError, PostingId, UserId};
 use crate::event_store::StreamRef;
@@ -74,26 +72,13 @@ pub async fn create_conversation(
     let services = &state;
     run_command(&state, &caller, request, planned, |ctx| async move {
         if let Some(key) = create.direct_key() {
-            if let Some(existing) = services
-                .executor
-                .reader()
-                .lookup(DIRECT_LOOKUP, &key)
-                .await?
-            {
+            if let Some(existing) = services.executor.reader().lookup(DIRECT_LOOKUP, &key).await? {
                 return existing_direct(services, existing).await;
             }
         }
-        match services
-            .executor
-            .execute(&services.conversations, &id, &command, &ctx)
-            .await
-        {
-            Ok(outcome) => Ok(Answer::new(StatusCode::CREATED)
-                .with("conversation_id", id.clone())
-                .at(outcome.position)),
-            Err(ExecuteError::LookupTaken { existing_stream_id }) => {
-                existing_direct(services, existing_stream_id).await
-            }
+        match services.executor.execute(&services.conversations, &id, &command, &ctx).await {
+            Ok(outcome) => Ok(Answer::new(StatusCode::CREATED).with("conversation_id", id.clone()).at(outcome.position)),
+            Err(ExecuteError::LookupTaken { existing_stream_id }) => existing_direct(services, existing_stream_id).await,
             Err(ExecuteError::Command(error)) => Err(error.into()),
         }
     })
@@ -103,32 +88,14 @@ pub async fn create_conversation(
 /// The answer for a DIRECT conversation that already exists: 200, its id, and
 /// the position of the event that created it.
 async fn existing_direct(state: &AppState, conversation_id: String) -> Result<Answer, ApiError> {
-    let stream = StreamRef {
-        stream_type: ConversationAggregate::STREAM_TYPE,
-        stream_id: conversation_id.clone(),
-    };
-    let position = state
-        .executor
-        .reader()
-        .position_of(&stream, 1)
-        .await
-        .map_err(crate::app::CommandError::from)?
-        .unwrap_or(0);
-    Ok(Answer::new(StatusCode::OK)
-        .with("conversation_id", conversation_id)
-        .at(position))
+    let stream = StreamRef { stream_type: ConversationAggregate::STREAM_TYPE, stream_id: conversation_id.clone() };
+    let position = state.executor.reader().position_of(&stream, 1).await.map_err(crate::app::CommandError::from)?.unwrap_or(0);
+    Ok(Answer::new(StatusCode::OK).with("conversation_id", conversation_id).at(position))
 }
 
-fn parse_create(
-    body: CreateConversationBody,
-    created_by: UserId,
-) -> Result<CreateConversation, ApiError> {
+fn parse_create(body: CreateConversationBody, created_by: UserId) -> Result<CreateConversation, ApiError> {
     let mut errors = Vec::new();
-    let name = match body
-        .name
-        .as_deref()
-        .map(|n| ConversationName::parse("name", n))
-    {
+    let name = match body.name.as_deref().map(|n| ConversationName::parse("name", n)) {
         Some(Ok(name)) => Some(name),
         Some(Err(e)) => {
             errors.push(e);
@@ -145,32 +112,19 @@ fn parse_create(
         None => None,
     };
     if body.participant_ids.len() > MAX_PARTICIPANTS {
-        errors.push(FieldError::new(
-            "participant_ids",
-            "at most 1,000 participants",
-        ));
+        errors.push(FieldError::new("participant_ids", "at most 1,000 participants"));
     }
     let mut participant_ids = Vec::with_capacity(body.participant_ids.len());
     for (i, raw) in body.participant_ids.iter().enumerate() {
         match UserId::new(*raw) {
             Some(id) => participant_ids.push(id),
-            None => errors.push(FieldError::new(
-                format!("participant_ids[{i}]"),
-                "must be a user id from 1 to 2147483647",
-            )),
+            None => errors.push(FieldError::new(format!("participant_ids[{i}]"), "must be a user id from 1 to 2147483647")),
         }
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    Ok(CreateConversation {
-        conversation_id: ConversationId::new(),
-        kind: body.kind,
-        name,
-        posting_id,
-        created_by,
-        participant_ids,
-    })
+    Ok(CreateConversation { conversation_id: ConversationId::new(), kind: body.kind, name, posting_id, created_by, participant_ids })
 }
 
 /// Renames a GROUP (OWNER or ADMIN).
@@ -186,21 +140,10 @@ pub async fn rename_conversation(
     params: RawPathParams,
     body: JsonBody<RenameBody>,
 ) -> Result<Response, ApiError> {
-    let name = ConversationName::parse("name", &body.value.name)
-        .map_err(|e| ApiError::Validation(vec![e]))?;
+    let name = ConversationName::parse("name", &body.value.name).map_err(|e| ApiError::Validation(vec![e]))?;
     let id = paths::conversation_id(param(&params, "id"))?;
-    let command = ConversationCommand::Rename {
-        by: caller.user_id,
-        name,
-    };
-    conversation_command(
-        &state,
-        &caller,
-        CommandRequest::new(&head, &body.raw)?,
-        id,
-        command,
-    )
-    .await
+    let command = ConversationCommand::Rename { by: caller.user_id, name };
+    conversation_command(&state, &caller, CommandRequest::new(&head, &body.raw)?, id, command).await
 }
 
 /// Archives a conversation (DIRECT: either participant; GROUP: OWNER or ADMIN).
@@ -216,14 +159,7 @@ pub async fn archive_conversation(
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, b"")?;
     let id = paths::conversation_id(param(&params, "id"))?;
-    conversation_command(
-        &state,
-        &caller,
-        request,
-        id,
-        ConversationCommand::Archive { by: caller.user_id },
-    )
-    .await
+    conversation_command(&state, &caller, request, id, ConversationCommand::Archive { by: caller.user_id }).await
 }
 
 /// Unarchives a conversation (same rule as archiving).
@@ -239,14 +175,7 @@ pub async fn unarchive_conversation(
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, b"")?;
     let id = paths::conversation_id(param(&params, "id"))?;
-    conversation_command(
-        &state,
-        &caller,
-        request,
-        id,
-        ConversationCommand::Unarchive { by: caller.user_id },
-    )
-    .await
+    conversation_command(&state, &caller, request, id, ConversationCommand::Unarchive { by: caller.user_id }).await
 }
 
 /// Runs a conversation command whose answer is `{"position"}` with 200.
@@ -270,21 +199,11 @@ pub(super) async fn answer_with_position(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let stream_id = id.to_string();
-    run_command(
-        state,
-        caller,
-        request,
-        Answer::new(status),
-        |ctx| async move {
-            let services = state;
-            let outcome = services
-                .executor
-                .execute(&services.conversations, &stream_id, &command, &ctx)
-                .await
-                .map_err(into_api_error)?;
-            Ok(Answer::new(status).at(outcome.position))
-        },
-    )
+    run_command(state, caller, request, Answer::new(status), |ctx| async move {
+        let services = state;
+        let outcome = services.executor.execute(&services.conversations, &stream_id, &command, &ctx).await.map_err(into_api_error)?;
+        Ok(Answer::new(status).at(outcome.position))
+    })
     .await
 }
 
@@ -292,8 +211,8 @@ pub(super) async fn answer_with_position(
 pub(super) fn into_api_error(error: ExecuteError) -> ApiError {
     match error {
         ExecuteError::Command(error) => error.into(),
-        ExecuteError::LookupTaken { existing_stream_id } => ApiError::Internal(format!(
-            "unexpected lookup conflict with {existing_stream_id}"
-        )),
+        ExecuteError::LookupTaken { existing_stream_id } => {
+            ApiError::Internal(format!("unexpected lookup conflict with {existing_stream_id}"))
+        }
     }
 }

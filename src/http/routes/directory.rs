@@ -45,30 +45,16 @@ pub async fn put_user(
     body: JsonBody<PutUserBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let PutUserBody {
-        first_name,
-        last_name,
-        email,
-    } = body.value;
+    let PutUserBody { first_name, last_name, email } = body.value;
     let profile = UserProfile::parse(first_name, last_name, email).map_err(ApiError::Validation)?;
     let user_id = paths::user_id(param(&params, "id"))?;
     caller.require_scope(SCOPE_ADMIN)?;
     let command = RegisterUser { user_id, profile };
     let services = &state;
-    run_command(
-        &state,
-        &caller,
-        request,
-        Answer::new(StatusCode::OK),
-        |ctx| async move {
-            let outcome = services
-                .executor
-                .execute(&services.users, &user_id.to_string(), &command, &ctx)
-                .await
-                .map_err(into_api_error)?;
-            Ok(Answer::new(StatusCode::OK).at(outcome.position))
-        },
-    )
+    run_command(&state, &caller, request, Answer::new(StatusCode::OK), |ctx| async move {
+        let outcome = services.executor.execute(&services.users, &user_id.to_string(), &command, &ctx).await.map_err(into_api_error)?;
+        Ok(Answer::new(StatusCode::OK).at(outcome.position))
+    })
     .await
 }
 
@@ -91,19 +77,10 @@ pub async fn put_posting(
     caller.require_scope(SCOPE_ADMIN)?;
     let command = PublishPosting { posting_id, title };
     let services = &state;
-    run_command(
-        &state,
-        &caller,
-        request,
-        Answer::new(StatusCode::OK),
-        |ctx| async move {
-            let outcome = services
-                .executor
-                .execute(&services.postings, &posting_id.to_string(), &command, &ctx)
-                .await
-                .map_err(into_api_error)?;
-            Ok(Answer::new(StatusCode::OK).at(outcome.position))
-        },
-    )
+    run_command(&state, &caller, request, Answer::new(StatusCode::OK), |ctx| async move {
+        let outcome =
+            services.executor.execute(&services.postings, &posting_id.to_string(), &command, &ctx).await.map_err(into_api_error)?;
+        Ok(Answer::new(StatusCode::OK).at(outcome.position))
+    })
     .await
 }

@@ -70,41 +70,20 @@ pub async fn send_message(
     body: JsonBody<SendMessageBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let SendMessageBody {
-        content,
-        message_type,
-        media_url,
-        media_metadata,
-        reply_to_id,
-    } = body.value;
+    let SendMessageBody { content, message_type, media_url, media_metadata, reply_to_id } = body.value;
     let reply_to_id = reply_to_id
-        .map(|raw| {
-            raw.parse::<MessageId>()
-                .map_err(|_| ApiError::invalid("reply_to_id", "must be a message id (UUID)"))
-        })
+        .map(|raw| raw.parse::<MessageId>().map_err(|_| ApiError::invalid("reply_to_id", "must be a message id (UUID)")))
         .transpose()?;
-    let message_body = MessageBody::parse(message_type, content, media_url, media_metadata)
-        .map_err(ApiError::Validation)?;
+    let message_body = MessageBody::parse(message_type, content, media_url, media_metadata).map_err(ApiError::Validation)?;
     let id = paths::conversation_id(param(&params, "id"))?;
     let message_id = MessageId::new();
-    let command = ConversationCommand::SendMessage {
-        by: caller.user_id,
-        message_id,
-        body: message_body,
-        reply_to_id,
-    };
+    let command = ConversationCommand::SendMessage { by: caller.user_id, message_id, body: message_body, reply_to_id };
     let planned = Answer::new(StatusCode::CREATED).with("message_id", message_id.to_string());
     let stream_id = id.to_string();
     let services = &state;
     run_command(&state, &caller, request, planned, |ctx| async move {
-        let outcome = services
-            .executor
-            .execute(&services.conversations, &stream_id, &command, &ctx)
-            .await
-            .map_err(into_api_error)?;
-        Ok(Answer::new(StatusCode::CREATED)
-            .with("message_id", message_id.to_string())
-            .at(outcome.position))
+        let outcome = services.executor.execute(&services.conversations, &stream_id, &command, &ctx).await.map_err(into_api_error)?;
+        Ok(Answer::new(StatusCode::CREATED).with("message_id", message_id.to_string()).at(outcome.position))
     })
     .await
 }
@@ -125,18 +104,11 @@ pub async fn edit_message(
     let request = CommandRequest::new(&head, &body.raw)?;
     let content = body.value.content;
     if content.chars().count() > CONTENT_MAX_CHARS {
-        return Err(ApiError::invalid(
-            "content",
-            "must be at most 10000 characters",
-        ));
+        return Err(ApiError::invalid("content", "must be at most 10000 characters"));
     }
     let message_id = paths::message_id(param(&params, "id"))?;
     let conversation = conversation_of(&state, message_id).await?;
-    let command = ConversationCommand::EditMessage {
-        by: caller.user_id,
-        message_id,
-        content,
-    };
+    let command = ConversationCommand::EditMessage { by: caller.user_id, message_id, content };
     conversation_command(&state, &caller, request, conversation, command).await
 }
 
@@ -154,17 +126,8 @@ pub async fn delete_message(
     let request = CommandRequest::new(&head, b"")?;
     let message_id = paths::message_id(param(&params, "id"))?;
     let conversation = conversation_of(&state, message_id).await?;
-    conversation_command(
-        &state,
-        &caller,
-        request,
-        conversation,
-        ConversationCommand::DeleteMessage {
-            by: caller.user_id,
-            message_id,
-        },
-    )
-    .await
+    conversation_command(&state, &caller, request, conversation, ConversationCommand::DeleteMessage { by: caller.user_id, message_id })
+        .await
 }
 
 /// Moves the caller's read mark forward to a message (never back).
@@ -180,30 +143,14 @@ pub async fn mark_read(
     body: JsonBody<MarkReadBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let message_id: MessageId = body
-        .value
-        .message_id
-        .parse()
-        .map_err(|_| ApiError::invalid("message_id", "must be a message id (UUID)"))?;
+    let message_id: MessageId =
+        body.value.message_id.parse().map_err(|_| ApiError::invalid("message_id", "must be a message id (UUID)"))?;
     let id = paths::conversation_id(param(&params, "id"))?;
-    conversation_command(
-        &state,
-        &caller,
-        request,
-        id,
-        ConversationCommand::MarkRead {
-            by: caller.user_id,
-            message_id,
-        },
-    )
-    .await
+    conversation_command(&state, &caller, request, id, ConversationCommand::MarkRead { by: caller.user_id, message_id }).await
 }
 
 /// The conversation a message belongs to; 404 if there is no such message.
-pub(super) async fn conversation_of(
-    state: &AppState,
-    message_id: MessageId,
-) -> Result<ConversationId, ApiError> {
+pub(super) async fn conversation_of(state: &AppState, message_id: MessageId) -> Result<ConversationId, ApiError> {
     let stream = state
         .executor
         .reader()
@@ -211,9 +158,5 @@ pub(super) async fn conversation_of(
         .await
         .map_err(crate::app::CommandError::from)?
         .ok_or_else(|| ApiError::NotFound("message".into()))?;
-    stream.parse().map_err(|_| {
-        ApiError::Internal(format!(
-            "message {message_id} points at a bad stream id {stream}"
-        ))
-    })
+    stream.parse().map_err(|_| ApiError::Internal(format!("message {message_id} points at a bad stream id {stream}")))
 }

@@ -27,39 +27,18 @@ pub(super) use reactions::*;
 /// Every route of the API, with its middleware.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route(
-            "/conversations",
-            post(create_conversation).get(list_conversations),
-        )
+        .route("/conversations", post(create_conversation).get(list_conversations))
         .route("/conversations/direct", get(find_direct))
-        .route(
-            "/conversations/{id}",
-            patch(rename_conversation).get(get_conversation),
-        )
+        .route("/conversations/{id}", patch(rename_conversation).get(get_conversation))
         .route("/conversations/{id}/archive", post(archive_conversation))
-        .route(
-            "/conversations/{id}/unarchive",
-            post(unarchive_conversation),
-        )
+        .route("/conversations/{id}/unarchive", post(unarchive_conversation))
         .route("/conversations/{id}/participants", post(add_participant))
-        .route(
-            "/conversations/{id}/participants/me",
-            patch(change_own_settings),
-        )
-        .route(
-            "/conversations/{id}/participants/{user_id}",
-            patch(change_role).delete(remove_participant),
-        )
-        .route(
-            "/conversations/{id}/messages",
-            post(send_message).get(list_messages),
-        )
+        .route("/conversations/{id}/participants/me", patch(change_own_settings))
+        .route("/conversations/{id}/participants/{user_id}", patch(change_role).delete(remove_participant))
+        .route("/conversations/{id}/messages", post(send_message).get(list_messages))
         .route("/conversations/{id}/read", post(mark_read))
         .route("/messages/{id}", patch(edit_message).delete(delete_message))
-        .route(
-            "/messages/{id}/reactions/{emoji}",
-            put(add_reaction).delete(remove_reaction),
-        )
+        .route("/messages/{id}/reactions/{emoji}", put(add_reaction).delete(remove_reaction))
         .route("/users/{id}", put(put_user))
         .route("/postings/{id}", put(put_posting))
         .route("/openapi.json", get(openapi_document));
@@ -79,11 +58,7 @@ pub fn router(state: AppState) -> Router {
 
 /// A path parameter by name (always present: the route declares it).
 pub(super) fn param<'a>(params: &'a axum::extract::RawPathParams, name: &str) -> &'a str {
-    params
-        .iter()
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-        .unwrap_or("")
+    params.iter().find(|(key, _)| *key == name).map(|(_, value)| value).unwrap_or("")
 }
 
 /// The answer of commands that create nothing: the position of their last event.

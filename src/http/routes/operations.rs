@@ -20,11 +20,7 @@ pub async fn healthz() -> impl IntoResponse {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let readiness = state.health.readiness().await;
-    let status = if readiness.status == "ready" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if readiness.status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(readiness)).into_response()
 }
 
@@ -33,11 +29,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Refreshes the lag gauges.
     state.health.readiness().await;
-    let body = state
-        .metrics
-        .as_ref()
-        .map(|h| h.render())
-        .unwrap_or_default();
+    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

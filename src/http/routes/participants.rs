@@ -56,19 +56,14 @@ pub async fn add_participant(
     params: RawPathParams,
     body: JsonBody<AddParticipantBody>,
 ) -> Result<Response, ApiError> {
-    let user_id = UserId::new(body.value.user_id)
-        .ok_or_else(|| ApiError::invalid("user_id", "must be a user id from 1 to 2147483647"))?;
+    let user_id = UserId::new(body.value.user_id).ok_or_else(|| ApiError::invalid("user_id", "must be a user id from 1 to 2147483647"))?;
     let role = body.value.role.unwrap_or(Role::Member);
     if role == Role::Owner {
         return Err(ApiError::invalid("role", "must be ADMIN or MEMBER"));
     }
     let request = CommandRequest::new(&head, &body.raw)?;
     let id = paths::conversation_id(param(&params, "id"))?;
-    let command = ConversationCommand::AddParticipant {
-        by: caller.user_id,
-        user_id,
-        role,
-    };
+    let command = ConversationCommand::AddParticipant { by: caller.user_id, user_id, role };
     answer_with_position(&state, &caller, request, id, command, StatusCode::CREATED).await
 }
 
@@ -86,17 +81,7 @@ pub async fn remove_participant(
     let request = CommandRequest::new(&head, b"")?;
     let id = paths::conversation_id(param(&params, "id"))?;
     let user_id = paths::user_id(param(&params, "user_id"))?;
-    conversation_command(
-        &state,
-        &caller,
-        request,
-        id,
-        ConversationCommand::RemoveParticipant {
-            by: caller.user_id,
-            user_id,
-        },
-    )
-    .await
+    conversation_command(&state, &caller, request, id, ConversationCommand::RemoveParticipant { by: caller.user_id, user_id }).await
 }
 
 /// Changes a participant's role (OWNER only); making someone OWNER transfers ownership.
@@ -114,11 +99,7 @@ pub async fn change_role(
     let request = CommandRequest::new(&head, &body.raw)?;
     let id = paths::conversation_id(param(&params, "id"))?;
     let user_id = paths::user_id(param(&params, "user_id"))?;
-    let command = ConversationCommand::ChangeRole {
-        by: caller.user_id,
-        user_id,
-        role: body.value.role,
-    };
+    let command = ConversationCommand::ChangeRole { by: caller.user_id, user_id, role: body.value.role };
     conversation_command(&state, &caller, request, id, command).await
 }
 
@@ -134,22 +115,12 @@ pub async fn change_own_settings(
     params: RawPathParams,
     body: JsonBody<SettingsBody>,
 ) -> Result<Response, ApiError> {
-    let SettingsBody {
-        is_muted,
-        notifications_enabled,
-    } = body.value;
+    let SettingsBody { is_muted, notifications_enabled } = body.value;
     if is_muted.is_none() && notifications_enabled.is_none() {
-        return Err(ApiError::invalid(
-            "body",
-            "give is_muted, notifications_enabled or both",
-        ));
+        return Err(ApiError::invalid("body", "give is_muted, notifications_enabled or both"));
     }
     let request = CommandRequest::new(&head, &body.raw)?;
     let id = paths::conversation_id(param(&params, "id"))?;
-    let command = ConversationCommand::ChangeSettings {
-        by: caller.user_id,
-        is_muted,
-        notifications_enabled,
-    };
+    let command = ConversationCommand::ChangeSettings { by: caller.user_id, is_muted, notifications_enabled };
     conversation_command(&state, &caller, request, id, command).await
 }

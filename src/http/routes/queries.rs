@@ -55,20 +55,13 @@ async fn read_your_writes(state: &AppState, params: &QueryParams) -> Result<(), 
         ("archived" = Option<bool>, Query), ("min_position" = Option<u64>, Query)),
     responses((status = 200, body = ConversationPage), (status = 422, body = Problem), (status = 503, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list_conversations(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn list_conversations(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let params = QueryParams::parse(query.as_deref());
     let limit = params.integer("limit", 1, 100, Some(20))?.unwrap_or(20) as u32;
-    let offset = params
-        .integer("offset", 0, MAX_POSITION, Some(0))?
-        .unwrap_or(0);
+    let offset = params.integer("offset", 0, MAX_POSITION, Some(0))?.unwrap_or(0);
     let archived = params.boolean("archived", false)?;
     read_your_writes(&state, &params).await?;
-    let (items, more) =
-        conversations::list(&state.pool, caller.user_id, archived, limit, offset).await?;
+    let (items, more) = conversations::list(&state.pool, caller.user_id, archived, limit, offset).await?;
     let next_offset = more.then_some(offset + items.len() as u64);
     Ok(Json(ConversationPage { items, next_offset }).into_response())
 }
@@ -88,9 +81,7 @@ pub async fn get_conversation(
     query.integer("min_position", 0, MAX_POSITION, None)?;
     let id = paths::conversation_id(param(&params, "id"))?;
     read_your_writes(&state, &query).await?;
-    let item = conversations::get(&state.pool, caller.user_id, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+    let item = conversations::get(&state.pool, caller.user_id, id).await?.ok_or_else(|| ApiError::NotFound("conversation".into()))?;
     Ok(Json(item).into_response())
 }
 
@@ -99,24 +90,15 @@ pub async fn get_conversation(
     params(("user_id" = i32, Query), ("posting_id" = Option<String>, Query), ("min_position" = Option<u64>, Query)),
     responses((status = 200, body = DirectFound), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn find_direct(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn find_direct(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let params = QueryParams::parse(query.as_deref());
     let other = params
         .integer("user_id", 1, i32::MAX as u64, None)?
         .and_then(|id| UserId::new(id as i64))
-        .ok_or_else(|| {
-            ApiError::invalid("user_id", "is required: a user id from 1 to 2147483647")
-        })?;
+        .ok_or_else(|| ApiError::invalid("user_id", "is required: a user id from 1 to 2147483647"))?;
     let posting = match params.text("posting_id") {
         None => None,
-        Some(raw) => Some(
-            raw.parse::<PostingId>()
-                .map_err(|_| ApiError::invalid("posting_id", "must be a UUID"))?,
-        ),
+        Some(raw) => Some(raw.parse::<PostingId>().map_err(|_| ApiError::invalid("posting_id", "must be a UUID"))?),
     };
     read_your_writes(&state, &params).await?;
     let id = conversations::find_direct(&state.pool, caller.user_id, other, posting)
@@ -143,10 +125,7 @@ pub async fn list_messages(
     let offset = query.integer("offset", 0, MAX_POSITION, None)?;
     let before = match query.text("before") {
         None => None,
-        Some(raw) => Some(
-            raw.parse::<MessageId>()
-                .map_err(|_| ApiError::invalid("before", "must be a message id (UUID)"))?,
-        ),
+        Some(raw) => Some(raw.parse::<MessageId>().map_err(|_| ApiError::invalid("before", "must be a message id (UUID)"))?),
     };
     if before.is_some() && offset.is_some() {
         return Err(ApiError::invalid("before", "give either before or offset"));
@@ -161,18 +140,12 @@ pub async fn list_messages(
         Some(message) => {
             let seq = messages::seq_of(&state.pool, id, message)
                 .await?
-                .ok_or_else(|| {
-                    ApiError::invalid("before", "must be a message of this conversation")
-                })?;
+                .ok_or_else(|| ApiError::invalid("before", "must be a message of this conversation"))?;
             Page::BeforeSeq(seq)
         }
         None => Page::Offset(offset.unwrap_or(0)),
     };
     let (items, more) = messages::page(&state.pool, id, limit, page).await?;
-    let next_before = if more {
-        items.last().map(|m| m.id.clone())
-    } else {
-        None
-    };
+    let next_before = if more { items.last().map(|m| m.id.clone()) } else { None };
     Ok(Json(MessagePage { items, next_before }).into_response())
 }

@@ -47,21 +47,12 @@ pub async fn add_reaction(
     let message_id = paths::message_id(param(&params, "id"))?;
     let conversation = conversation_of(&state, message_id).await?;
     let reaction_id = ReactionId::new();
-    let command = ConversationCommand::AddReaction {
-        by: caller.user_id,
-        message_id,
-        reaction_id,
-        emoji,
-    };
+    let command = ConversationCommand::AddReaction { by: caller.user_id, message_id, reaction_id, emoji };
     let planned = Answer::new(StatusCode::CREATED).with("reaction_id", reaction_id.to_string());
     let stream_id = conversation.to_string();
     let services = &state;
     run_command(&state, &caller, request, planned, |ctx| async move {
-        let outcome = services
-            .executor
-            .execute(&services.conversations, &stream_id, &command, &ctx)
-            .await
-            .map_err(into_api_error)?;
+        let outcome = services.executor.execute(&services.conversations, &stream_id, &command, &ctx).await.map_err(into_api_error)?;
         Ok(match outcome.existing_id {
             Some(existing) => Answer::new(StatusCode::OK).with("reaction_id", existing),
             None => Answer::new(StatusCode::CREATED).with("reaction_id", reaction_id.to_string()),
@@ -91,11 +82,7 @@ pub async fn remove_reaction(
         &caller,
         request,
         conversation,
-        ConversationCommand::RemoveReaction {
-            by: caller.user_id,
-            message_id,
-            emoji,
-        },
+        ConversationCommand::RemoveReaction { by: caller.user_id, message_id, emoji },
     )
     .await
 }
