@@ -102,6 +102,7 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             health: Health::new(pool.clone(), Some(nats.clone())),
             progress: ProjectionProgress::new(pool.clone(), applied),
             read_wait: Duration::from_millis(config.read_wait_ms),
+            shutdown: shutdown.clone(),
             metrics: crate::telemetry::metrics_handle(),
         });
         let listener = TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;

@@ -117,6 +117,11 @@ impl Executor {
         &self.reader
     }
 
+    /// This process's last committed position; changes when it appends.
+    pub fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appender.head()
+    }
+
     /// Decides `command` against the stream `stream_id` and appends its events.
     #[tracing::instrument(name = "execute", skip_all, fields(stream_type = A::STREAM_TYPE, stream_id = %stream_id))]
     pub async fn execute<A: CommandTarget>(

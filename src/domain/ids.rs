@@ -14,7 +14,7 @@ pub struct InvalidId;
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -139,5 +139,22 @@ mod tests {
     #[test]
     fn new_ids_are_version_7() {
         assert_eq!(MessageId::new().0.get_version_num(), 7);
+    }
+}
+
+impl schemars::JsonSchema for UserId {
+    fn schema_name() -> String {
+        "UserId".into()
+    }
+
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut schema = schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::Integer.into()),
+            format: Some("int32".into()),
+            ..Default::default()
+        };
+        schema.number().minimum = Some(1.0);
+        schema.number().maximum = Some(f64::from(i32::MAX));
+        schema.into()
     }
 }

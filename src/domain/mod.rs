@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod error;
 pub mod ids;
 pub mod posting;
+pub mod schema;
 pub mod upcasting;
 pub mod user;
 pub mod values;

@@ -16,7 +16,7 @@ pub struct PublishPosting {
 }
 
 /// What happened to a posting.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum PostingEvent {
     PostingPublished { posting_id: PostingId, title: String },

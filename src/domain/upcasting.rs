@@ -8,7 +8,11 @@
 //!   roles implied: creator OWNER, others MEMBER); v2 lists `participants`
 //!   as `{user_id, role}`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use super::conversation::{ConversationEvent, InitialParticipant};
+use super::values::{ConversationType, Role};
+use super::{ConversationId, PostingId, UserId};
 
 /// The schema version this code writes for `event_type`.
 pub fn current_version(event_type: &str) -> u16 {
@@ -47,30 +51,45 @@ pub fn upcast(event_type: &str, mut version: u16, mut data: Value) -> Result<Val
     Ok(data)
 }
 
-fn conversation_created_v1_to_v2(mut data: Value) -> Option<Value> {
-    let object = data.as_object_mut()?;
-    let creator = object.get("created_by")?.as_i64()?;
-    let ids = object.remove("participant_ids")?;
-    let participants: Vec<Value> = ids
-        .as_array()?
+/// `ConversationCreated` as schema version 1 stored it.
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+pub struct ConversationCreatedV1 {
+    pub conversation_id: ConversationId,
+    #[serde(rename = "type")]
+    pub kind: ConversationType,
+    pub name: Option<String>,
+    pub posting_id: Option<PostingId>,
+    pub created_by: UserId,
+    /// The creator first; roles implied (creator OWNER, others MEMBER).
+    pub participant_ids: Vec<UserId>,
+}
+
+fn conversation_created_v1_to_v2(data: Value) -> Option<Value> {
+    let v1: ConversationCreatedV1 = serde_json::from_value(data).ok()?;
+    let participants = v1
+        .participant_ids
         .iter()
-        .map(|id| {
-            let role = if id.as_i64() == Some(creator) { "OWNER" } else { "MEMBER" };
-            json!({"user_id": id, "role": role})
-        })
+        .map(|&user_id| InitialParticipant { user_id, role: if user_id == v1.created_by { Role::Owner } else { Role::Member } })
         .collect();
-    object.insert("participants".into(), Value::Array(participants));
-    Some(data)
+    let v2 = ConversationEvent::ConversationCreated {
+        conversation_id: v1.conversation_id,
+        kind: v1.kind,
+        name: v1.name,
+        posting_id: v1.posting_id,
+        created_by: v1.created_by,
+        participants,
+    };
+    serde_json::to_value(v2).ok()?.get_mut("data").map(Value::take)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn conversation_created_v1_gets_roles() {
-        let v1 =
-            json!({"conversation_id": "c", "type": "GROUP", "name": null, "posting_id": null, "created_by": 3, "participant_ids": [3, 4]});
+        let v1 = json!({"conversation_id": "0193a0c2-8c1e-7000-8000-000000000001", "type": "GROUP", "name": null, "posting_id": null, "created_by": 3, "participant_ids": [3, 4]});
         let v2 = upcast("ConversationCreated", 1, v1).unwrap();
         assert_eq!(v2["participants"], json!([{"user_id": 3, "role": "OWNER"}, {"user_id": 4, "role": "MEMBER"}]));
         assert!(v2.get("participant_ids").is_none());

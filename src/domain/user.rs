@@ -17,7 +17,7 @@ pub struct RegisterUser {
 }
 
 /// What happened to a user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum UserEvent {
     UserRegistered { user_id: UserId, first_name: String, last_name: String, email: Option<String> },

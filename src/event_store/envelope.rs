@@ -83,28 +83,33 @@ impl StoredEvent {
     /// JetStream payload. `data` and `metadata` are written as stored.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(self.data.len() + self.metadata.len() + 256);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends `to_json` to `out` (reusing its buffer).
+    pub fn write_json(&self, out: &mut String) {
         out.push_str("{\"position\":");
-        out.push_str(&self.position.to_string());
+        out.push_str(itoa(self.position).as_str());
         out.push_str(",\"event_id\":");
-        push_json_str(&mut out, &self.event_id);
+        push_json_str(out, &self.event_id);
         out.push_str(",\"stream_type\":");
-        push_json_str(&mut out, &self.stream_type);
+        push_json_str(out, &self.stream_type);
         out.push_str(",\"stream_id\":");
-        push_json_str(&mut out, &self.stream_id);
+        push_json_str(out, &self.stream_id);
         out.push_str(",\"stream_version\":");
-        out.push_str(&self.stream_version.to_string());
+        out.push_str(itoa(u64::from(self.stream_version)).as_str());
         out.push_str(",\"type\":");
-        push_json_str(&mut out, &self.event_type);
+        push_json_str(out, &self.event_type);
         out.push_str(",\"schema_version\":");
-        out.push_str(&self.schema_version.to_string());
+        out.push_str(itoa(u64::from(self.schema_version)).as_str());
         out.push_str(",\"data\":");
         out.push_str(&self.data);
         out.push_str(",\"metadata\":");
         out.push_str(&self.metadata);
-        out.push_str(",\"recorded_at\":");
-        push_json_str(&mut out, &crate::time::rfc3339(self.recorded_at));
-        out.push('}');
-        out
+        out.push_str(",\"recorded_at\":\"");
+        out.push_str(&crate::time::rfc3339(self.recorded_at));
+        out.push_str("\"}");
     }
 
     /// The same event with its data in the current schema version.
@@ -149,9 +154,21 @@ pub fn decode_payload<E: EventPayload>(event_type: &str, schema_version: u16, da
     serde_json::from_str(&tagged)
 }
 
+/// Appends `value` as a JSON string; identifiers and type names rarely need
+/// escaping, so the common case copies the bytes.
 fn push_json_str(out: &mut String, value: &str) {
-    // Serialising a &str cannot fail.
-    out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else {
+        // Serialising a &str cannot fail.
+        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
+}
+
+fn itoa(value: u64) -> String {
+    value.to_string()
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub struct Services {
     pub progress: crate::queries::ProjectionProgress,
     /// How long a query waits for `min_position`.
     pub read_wait: std::time::Duration,
+    /// Cancelled at shutdown: long-lived responses (event follow) end with it.
+    pub shutdown: tokio_util::sync::CancellationToken,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 

@@ -7,7 +7,7 @@ use crate::domain::values::{ConversationType, Emoji, MessageType, Role};
 use crate::domain::{ConversationId, EventPayload, MessageId, PostingId, ReactionId, Reference, UserId};
 
 /// A member of a conversation at its creation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InitialParticipant {
     pub user_id: UserId,
@@ -15,7 +15,7 @@ pub struct InitialParticipant {
 }
 
 /// A conversation's events, schema version 1 each.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ConversationEvent {
     ConversationCreated {

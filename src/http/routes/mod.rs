@@ -2,6 +2,7 @@
 
 mod conversations;
 mod directory;
+mod events;
 mod messages;
 mod operations;
 mod participants;
@@ -18,6 +19,7 @@ use super::{ApiError, AppState, MAX_BODY_BYTES};
 
 pub(super) use conversations::*;
 pub(super) use directory::*;
+pub(super) use events::*;
 pub(super) use messages::*;
 pub(super) use operations::*;
 pub(super) use participants::*;
@@ -41,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{id}/reactions/{emoji}", put(add_reaction).delete(remove_reaction))
         .route("/users/{id}", put(put_user))
         .route("/postings/{id}", put(put_posting))
+        .route("/events", get(replay_events))
+        .route("/events/schema", get(event_schemas))
         .route("/openapi.json", get(openapi_document));
     Router::new()
         .nest("/api/v1", api)
