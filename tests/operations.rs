@@ -54,6 +54,12 @@ async fn openapi_document_describes_every_command() {
         ("/api/v1/postings/{id}", "put"),
         ("/healthz", "get"),
         ("/readyz", "get"),
+        ("/api/v1/conversations", "get"),
+        ("/api/v1/conversations/{id}", "get"),
+        ("/api/v1/conversations/{id}/messages", "get"),
+        ("/api/v1/conversations/direct", "get"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/events/schema", "get"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
     }
