@@ -113,6 +113,23 @@ impl FromStr for UserId {
     }
 }
 
+impl schemars::JsonSchema for UserId {
+    fn schema_name() -> String {
+        "UserId".into()
+    }
+
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut schema = schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::Integer.into()),
+            format: Some("int32".into()),
+            ..Default::default()
+        };
+        schema.number().minimum = Some(1.0);
+        schema.number().maximum = Some(f64::from(i32::MAX));
+        schema.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,22 +156,5 @@ mod tests {
     #[test]
     fn new_ids_are_version_7() {
         assert_eq!(MessageId::new().0.get_version_num(), 7);
-    }
-}
-
-impl schemars::JsonSchema for UserId {
-    fn schema_name() -> String {
-        "UserId".into()
-    }
-
-    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
-        let mut schema = schemars::schema::SchemaObject {
-            instance_type: Some(schemars::schema::InstanceType::Integer.into()),
-            format: Some("int32".into()),
-            ..Default::default()
-        };
-        schema.number().minimum = Some(1.0);
-        schema.number().maximum = Some(f64::from(i32::MAX));
-        schema.into()
     }
 }
