@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use tokio::sync::watch;
@@ -22,6 +22,8 @@ use crate::event_store::{decode_payload, EventReader};
 
 /// Events applied per transaction, at most.
 pub const LIVE_BATCH: u32 = 2000;
+/// How long the worker waits for a published event before it checks the log.
+const WAIT: Duration = Duration::from_millis(100);
 /// The named lock of the process that applies events.
 const LEADER_LOCK: &str = "CONCAT('chat-projections:', DATABASE())";
 /// The named lock held while a batch is applied (and by a rebuild's swap).
@@ -104,24 +106,22 @@ impl ProjectionWorker {
         let mut position = checkpoint(&mut conn, CHECKPOINT).await?;
         self.applied.send_replace(position);
         tracing::info!(position, "projecting");
-        let mut consumer = None;
+        let mut messages: Option<pull::Stream> = None;
         while !shutdown.is_cancelled() {
-            if consumer.is_none() {
-                consumer = self.consumer().await;
+            if messages.is_none() {
+                messages = self.subscribe().await;
             }
-            let fetched = match &consumer {
-                Some(active) => Some(fetch(active).await),
-                None => None,
-            };
-            let (published, ack) = match fetched {
-                Some(Ok(fetched)) => fetched,
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "JetStream fetch failed; reading the event log");
-                    consumer = None;
-                    (Vec::new(), None)
-                }
+            let (published, ack) = match messages.as_mut() {
+                Some(stream) => match next_messages(stream).await {
+                    Ok(received) => received,
+                    Err(error) => {
+                        tracing::debug!(%error, "JetStream consumer failed; reading the event log");
+                        messages = None;
+                        (Vec::new(), None)
+                    }
+                },
                 None => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(WAIT).await;
                     (Vec::new(), None)
                 }
             };
@@ -182,10 +182,10 @@ impl ProjectionWorker {
         outcome
     }
 
-    /// The durable consumer of the read models on the events stream.
-    async fn consumer(&self) -> Option<jetstream::consumer::Consumer<pull::Config>> {
+    /// The message stream of the read models' durable consumer on the events stream.
+    async fn subscribe(&self) -> Option<pull::Stream> {
         let stream = self.js.get_stream(&self.config.stream).await.ok()?;
-        stream
+        let consumer: jetstream::consumer::PullConsumer = stream
             .get_or_create_consumer(
                 "read-models",
                 pull::Config {
@@ -197,7 +197,8 @@ impl ProjectionWorker {
                 },
             )
             .await
-            .ok()
+            .ok()?;
+        consumer.messages().await.ok()
     }
 }
 
@@ -206,20 +207,30 @@ enum Applied {
     Moved(u64),
 }
 
-/// Fetches what is there (up to a batch), waiting at most 100 ms; answers the
-/// decoded payloads and the last message, whose ack covers them all.
-async fn fetch(
-    consumer: &jetstream::consumer::Consumer<pull::Config>,
-) -> Result<(Vec<Published>, Option<jetstream::Message>), async_nats::Error> {
-    let mut messages = consumer.fetch().max_messages(LIVE_BATCH as usize).expires(Duration::from_millis(100)).messages().await?;
+/// Waits up to `WAIT` for a published event, then takes whatever else has
+/// already arrived (up to a batch); answers the decoded payloads and the last
+/// message, whose acknowledgement covers them all.
+async fn next_messages(stream: &mut pull::Stream) -> Result<(Vec<Published>, Option<jetstream::Message>), async_nats::Error> {
     let mut published = Vec::new();
     let mut last = None;
-    while let Some(message) = messages.next().await {
-        let message = message?;
+    let first = match tokio::time::timeout(WAIT, stream.next()).await {
+        Err(_) => return Ok((published, last)), // quiet: the caller checks the log
+        Ok(None) => return Err("the consumer's message stream ended".into()),
+        Ok(Some(message)) => message?,
+    };
+    let mut next = Some(first);
+    while let Some(message) = next.take() {
         if let Ok(event) = serde_json::from_slice::<Published>(&message.payload) {
             published.push(event);
         }
         last = Some(message);
+        if published.len() >= LIVE_BATCH as usize {
+            break;
+        }
+        next = match stream.next().now_or_never() {
+            Some(Some(message)) => Some(message?),
+            _ => None,
+        };
     }
     Ok((published, last))
 }
