@@ -34,6 +34,9 @@ pub struct Config {
     /// How long a query with `min_position` waits for the read models, in ms.
     #[arg(long, env = "CHAT_READ_WAIT_MS", default_value_t = 2_000)]
     pub read_wait_ms: u64,
+    /// Events a realtime connection may have queued before it is dropped as too slow.
+    #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1_024)]
+    pub ws_queue: usize,
 }
 
 /// What a `serve` process runs.

@@ -12,6 +12,7 @@ pub mod http;
 pub mod projections;
 pub mod publisher;
 pub mod queries;
+pub mod realtime;
 pub mod replay;
 pub mod server;
 pub mod telemetry;

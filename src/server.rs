@@ -21,6 +21,7 @@ use crate::http::{self, JwtKeys, Services};
 use crate::projections::worker::{ProjectionWorker, WorkerConfig};
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::queries::ProjectionProgress;
+use crate::realtime::{Hub, HubConfig};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,16 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
     let sweeper = tokio::spawn(sweep_idempotency_keys(idempotency.clone(), shutdown.clone()));
 
     let (addr, http_task) = if roles.contains(&Role::Api) {
+        let progress = ProjectionProgress::new(pool.clone(), applied.clone());
+        let hub = Hub::start(
+            pool.clone(),
+            progress.clone(),
+            applied.clone(),
+            HubConfig { queue_capacity: config.ws_queue.max(1), ..HubConfig::default() },
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Database(DbError::Connect(sqlx::Error::Protocol(e.to_string()))))?;
         let services = Arc::new(Services {
             pool: pool.clone(),
             jwt: JwtKeys::new(&config.jwt_secret),
@@ -100,9 +111,10 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             users: AggregateCache::new(config.aggregate_cache),
             postings: AggregateCache::new(config.aggregate_cache),
             health: Health::new(pool.clone(), Some(nats.clone())),
-            progress: ProjectionProgress::new(pool.clone(), applied),
+            progress,
             read_wait: Duration::from_millis(config.read_wait_ms),
             shutdown: shutdown.clone(),
+            hub: Some(hub),
             metrics: crate::telemetry::metrics_handle(),
         });
         let listener = TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;

@@ -15,7 +15,7 @@ use super::routes;
         routes::send_message, routes::edit_message, routes::delete_message, routes::mark_read,
         routes::add_reaction, routes::remove_reaction, routes::put_user, routes::put_posting,
         routes::list_conversations, routes::get_conversation, routes::find_direct, routes::list_messages,
-        routes::replay_events, routes::event_schemas,
+        routes::replay_events, routes::event_schemas, routes::websocket,
         routes::healthz, routes::readyz, routes::metrics, routes::openapi_document,
     ),
     modifiers(&BearerAuth),
@@ -23,6 +23,7 @@ use super::routes;
          (name = "directory", description = "Users and postings (scope chat:admin)"),
          (name = "queries", description = "Read side: served from the read models; min_position gives read-your-writes"),
          (name = "replay", description = "The event log for analytics consumers (scope events:read)"),
+         (name = "realtime", description = "WebSocket push of the events of the caller's conversations"),
          (name = "operations"))
 )]
 pub struct ApiDoc;

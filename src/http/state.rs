@@ -28,6 +28,8 @@ pub struct Services {
     pub read_wait: std::time::Duration,
     /// Cancelled at shutdown: long-lived responses (event follow) end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Realtime fan-out of this process.
+    pub hub: Option<crate::realtime::Hub>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 

@@ -86,6 +86,46 @@ pub async fn get(pool: &MySqlPool, user: UserId, id: ConversationId) -> Result<O
     Ok(with_participants(pool, rows).await?.pop())
 }
 
+/// One conversation as each of `users` sees it (their own unread count and
+/// settings); a user no longer in it gets the shared part with defaults.
+pub async fn for_users(pool: &MySqlPool, id: &str, users: &[UserId]) -> Result<HashMap<UserId, ConversationItem>, sqlx::Error> {
+    // The same columns as SELECT, with the member's id first.
+    let sql = format!("{} WHERE cp.conversation_id = ? ORDER BY cp.user_id", SELECT.replacen("SELECT ", "SELECT cp.user_id, ", 1));
+    type MemberRow = (
+        i32,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        i32,
+        Option<bool>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        i32,
+        Option<bool>,
+        Option<bool>,
+    );
+    let member_rows: Vec<MemberRow> = sqlx::query_as(&sql).bind(id).fetch_all(pool).await?;
+    let member_ids: Vec<i32> = member_rows.iter().map(|r| r.0).collect();
+    let rows: Vec<Row> = member_rows.into_iter().map(|r| (r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12)).collect();
+    let items = with_participants(pool, rows).await?;
+    let Some(shared) = items.first().cloned() else { return Ok(HashMap::new()) };
+    let mut by_member: HashMap<i32, ConversationItem> = member_ids.into_iter().zip(items).collect();
+    Ok(users
+        .iter()
+        .map(|user| {
+            let item = by_member.remove(&user.get()).unwrap_or_else(|| ConversationItem {
+                unread_count: 0,
+                is_muted: false,
+                notifications_enabled: true,
+                ..shared.clone()
+            });
+            (*user, item)
+        })
+        .collect())
+}
+
 /// The caller's DIRECT conversation with `other` about `posting` (none counts as a value).
 pub async fn find_direct(pool: &MySqlPool, user: UserId, other: UserId, posting: Option<PostingId>) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
@@ -125,7 +165,7 @@ async fn with_participants(pool: &MySqlPool, rows: Vec<Row>) -> Result<Vec<Conve
         .into_iter()
         .map(|(id, kind, name, posting_id, created_by, archived, last_message_at, created_at, updated_at, unread, muted, notifications)| {
             ConversationItem {
-                participants: by_conversation.remove(&id).unwrap_or_default(),
+                participants: by_conversation.get(&id).cloned().unwrap_or_default(),
                 id,
                 kind,
                 name,

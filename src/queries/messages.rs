@@ -105,28 +105,29 @@ pub async fn page(pool: &MySqlPool, conversation: ConversationId, limit: u32, pa
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let mut reactions = reactions_of(pool, rows.iter().map(|r| r.0.clone()).collect()).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| MessageItem {
-            reactions: reactions.remove(&r.0).unwrap_or_default(),
-            id: r.0,
-            conversation_id: r.1,
-            sender_id: r.2,
-            content: r.3,
-            message_type: r.4.unwrap_or_else(|| "TEXT".into()),
-            media_url: r.5,
-            media_metadata: r.6.and_then(|m| serde_json::from_str(&m).ok()),
-            reply_to_id: r.7,
-            is_edited: r.8.unwrap_or(false),
-            is_deleted: r.9.unwrap_or(false),
-            edited_at: r.10.map(rfc3339),
-            deleted_at: r.11.map(rfc3339),
-            created_at: r.12.map(rfc3339).unwrap_or_default(),
-            sender_first_name: r.13,
-            sender_last_name: r.14,
-        })
-        .collect();
+    let items = rows.into_iter().map(|r| item(r, &mut reactions)).collect();
     Ok((items, more))
+}
+
+fn item(r: Row, reactions: &mut HashMap<String, Vec<ReactionItem>>) -> MessageItem {
+    MessageItem {
+        reactions: reactions.remove(&r.0).unwrap_or_default(),
+        id: r.0,
+        conversation_id: r.1,
+        sender_id: r.2,
+        content: r.3,
+        message_type: r.4.unwrap_or_else(|| "TEXT".into()),
+        media_url: r.5,
+        media_metadata: r.6.and_then(|m| serde_json::from_str(&m).ok()),
+        reply_to_id: r.7,
+        is_edited: r.8.unwrap_or(false),
+        is_deleted: r.9.unwrap_or(false),
+        edited_at: r.10.map(rfc3339),
+        deleted_at: r.11.map(rfc3339),
+        created_at: r.12.map(rfc3339).unwrap_or_default(),
+        sender_first_name: r.13,
+        sender_last_name: r.14,
+    }
 }
 
 async fn reactions_of(pool: &MySqlPool, messages: Vec<String>) -> Result<HashMap<String, Vec<ReactionItem>>, sqlx::Error> {
@@ -147,4 +148,24 @@ async fn reactions_of(pool: &MySqlPool, messages: Vec<String>) -> Result<HashMap
         by_message.entry(message_id).or_default().push(ReactionItem { id, emoji, user_id });
     }
     Ok(by_message)
+}
+
+/// Messages by id (deleted ones included), for realtime payloads.
+pub async fn by_ids(pool: &MySqlPool, ids: &[String]) -> Result<HashMap<String, MessageItem>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut q = QueryBuilder::<MySql>::new(
+        "SELECT m.id, m.conversation_id, m.sender_id, m.content, m.message_type, m.media_url, CAST(m.media_metadata AS CHAR), \
+         m.reply_to_id, m.is_edited, m.is_deleted, m.edited_at, m.deleted_at, m.created_at, u.first_name, u.last_name \
+         FROM MESSAGES m JOIN app_users u ON u.id = m.sender_id WHERE m.id IN (",
+    );
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_str());
+    }
+    q.push(")");
+    let rows: Vec<Row> = q.build_query_as().persistent(false).fetch_all(pool).await?;
+    let mut reactions = reactions_of(pool, rows.iter().map(|r| r.0.clone()).collect()).await?;
+    Ok(rows.into_iter().map(|r| (r.0.clone(), item(r, &mut reactions))).collect())
 }

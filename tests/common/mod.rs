@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod nats_process;
+pub mod ws;
 
 use std::time::Duration;
 
@@ -99,6 +100,7 @@ async fn start(database: String, nats_url: &str, stream: String, subject_prefix:
         db_max_connections: 8,
         aggregate_cache: 1000,
         read_wait_ms: 2000,
+        ws_queue: 64,
     };
     let server = chat::server::start(config, roles).await.expect("app starts");
     // A process without the API role has no address; its `base` is unusable.

@@ -8,6 +8,7 @@ mod operations;
 mod participants;
 mod queries;
 mod reactions;
+mod websocket;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, patch, post, put};
@@ -25,6 +26,7 @@ pub(super) use operations::*;
 pub(super) use participants::*;
 pub(super) use queries::*;
 pub(super) use reactions::*;
+pub(super) use websocket::*;
 
 /// Every route of the API, with its middleware.
 pub fn router(state: AppState) -> Router {
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{id}/reactions/{emoji}", put(add_reaction).delete(remove_reaction))
         .route("/users/{id}", put(put_user))
         .route("/postings/{id}", put(put_posting))
+        .route("/ws", get(websocket))
         .route("/events", get(replay_events))
         .route("/events/schema", get(event_schemas))
         .route("/openapi.json", get(openapi_document));

@@ -1,0 +1,30 @@
+//! What subscribers receive: `{"event", "data", "position"}` (WebSocket) or
+//! the event name with its data (Socket.IO).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+/// One pushed event, serialised once and shared by every recipient.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub event: &'static str,
+    pub data: Arc<Value>,
+    pub position: u64,
+    /// The WebSocket text frame.
+    pub text: Arc<str>,
+    /// When the event was recorded (for delivery-lag metrics).
+    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Frame {
+    pub fn new(event: &'static str, data: Value, position: u64, recorded_at: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+        let text = json!({"event": event, "data": &data, "position": position}).to_string();
+        Self { event, data: Arc::new(data), position, text: text.into(), recorded_at }
+    }
+
+    /// The `ready` frame: the connection is live from `position` on.
+    pub fn ready(position: u64) -> Self {
+        Self::new("ready", json!({"position": position}), position, None)
+    }
+}

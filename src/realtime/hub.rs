@@ -1,0 +1,233 @@
+//! The hub of one API process: follows the read models' progress, routes
+//! each newly projected event and pushes it into the bounded queues of the
+//! connections of its recipients. A connection whose queue is full is
+//! dropped (it resumes later with `after_position`), so a slow subscriber
+//! never holds memory or other subscribers back.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lru::LruCache;
+use sqlx::MySqlPool;
+use tokio::sync::{mpsc, watch, RwLock};
+use tokio_util::sync::CancellationToken;
+
+use super::routing::{route, Routed};
+use super::{membership, replay, Frame};
+use crate::domain::UserId;
+use crate::event_store::{EventReader, StoreError};
+use crate::queries::ProjectionProgress;
+
+/// Events routed per round.
+const CHUNK: u32 = 500;
+/// How often the read models' checkpoint is polled when no local projector wakes the hub.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Limits of the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Frames a connection may have queued before it is dropped as too slow.
+    pub queue_capacity: usize,
+    /// Conversations whose members the hub keeps in memory.
+    pub membership_cache: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self { queue_capacity: 1024, membership_cache: 100_000 }
+    }
+}
+
+struct Connection {
+    id: u64,
+    tx: mpsc::Sender<Frame>,
+}
+
+#[derive(Default)]
+struct Registry {
+    users: HashMap<UserId, Vec<Connection>>,
+    /// Every event up to here has been pushed; later ones not yet.
+    dispatched: u64,
+}
+
+/// Handle to the hub (cheap to clone).
+#[derive(Clone)]
+pub struct Hub {
+    registry: Arc<RwLock<Registry>>,
+    pool: MySqlPool,
+    config: HubConfig,
+    next_id: Arc<AtomicU64>,
+}
+
+/// A live subscription of one connection: its queue, and the position it is live from.
+pub struct Subscription {
+    pub id: u64,
+    pub user: UserId,
+    /// Every event after `live_from` the user may see arrives here.
+    pub frames: mpsc::Receiver<Frame>,
+    pub live_from: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        metrics::gauge!("chat_realtime_connections").decrement(1.0);
+    }
+}
+
+impl Hub {
+    /// Starts the hub's dispatcher; it runs until `shutdown`.
+    pub async fn start(
+        pool: MySqlPool,
+        progress: ProjectionProgress,
+        applied: watch::Receiver<u64>,
+        config: HubConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StoreError> {
+        let start = progress.stored().await?;
+        let registry = Arc::new(RwLock::new(Registry { users: HashMap::new(), dispatched: start }));
+        let hub = Self { registry, pool: pool.clone(), config, next_id: Arc::new(AtomicU64::new(1)) };
+        let dispatcher = Dispatcher {
+            hub: hub.clone(),
+            reader: EventReader::new(pool),
+            progress,
+            applied,
+            members: LruCache::new(NonZeroUsize::new(config.membership_cache.max(1)).unwrap_or(NonZeroUsize::MIN)),
+        };
+        tokio::spawn(dispatcher.run(shutdown));
+        Ok(hub)
+    }
+
+    /// Registers a connection of `user`; events after `live_from` come to its queue.
+    pub async fn subscribe(&self, user: UserId) -> Subscription {
+        let (tx, frames) = mpsc::channel(self.config.queue_capacity);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut registry = self.registry.write().await;
+        registry.users.entry(user).or_default().push(Connection { id, tx });
+        metrics::gauge!("chat_realtime_connections").increment(1.0);
+        Subscription { id, user, frames, live_from: registry.dispatched }
+    }
+
+    /// The frames `user` would have received for events in (after, until].
+    pub async fn replay(&self, user: UserId, after: u64, until: u64) -> Result<Vec<Frame>, StoreError> {
+        replay::frames_for(&self.pool, user, after, until).await
+    }
+}
+
+struct Dispatcher {
+    hub: Hub,
+    reader: EventReader,
+    progress: ProjectionProgress,
+    applied: watch::Receiver<u64>,
+    members: LruCache<String, HashSet<UserId>>,
+}
+
+impl Dispatcher {
+    async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            let outcome = tokio::select! {
+                outcome = self.round() => outcome,
+                _ = shutdown.cancelled() => return,
+            };
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => {
+                    let applied = &mut self.applied;
+                    let changed = async {
+                        if applied.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "realtime dispatch failed; retrying");
+                    self.members.clear();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    /// Routes and pushes the next projected events; false when there were none.
+    async fn round(&mut self) -> Result<bool, StoreError> {
+        let local = *self.applied.borrow();
+        let applied = local.max(self.progress.stored().await?);
+        let registry_lock = self.hub.registry.clone();
+        let mut registry = registry_lock.write().await;
+        let from = registry.dispatched;
+        if applied <= from {
+            return Ok(false);
+        }
+        let events: Vec<_> = self.reader.events_after(from, CHUNK).await?.into_iter().filter(|e| e.position <= applied).collect();
+        let Some(last) = events.last().map(|e| e.position) else { return Ok(false) };
+        let mut members = self.members_before(&events, from).await?;
+        let connected: HashSet<UserId> = registry.users.keys().copied().collect();
+        let routed = route(&self.hub.pool, &events, &mut members, &|user| connected.contains(&user)).await?;
+        for (conversation, set) in members {
+            self.members.put(conversation, set);
+        }
+        for delivery in &routed {
+            push(&mut registry, delivery);
+        }
+        registry.dispatched = last;
+        Ok(true)
+    }
+
+    /// Members of every conversation of `events` just before the first one.
+    async fn members_before(
+        &mut self,
+        events: &[crate::event_store::StoredEvent],
+        from: u64,
+    ) -> Result<HashMap<String, HashSet<UserId>>, StoreError> {
+        let mut members = HashMap::new();
+        let mut missing = Vec::new();
+        for event in events.iter().filter(|e| e.stream_type == "conversation") {
+            if members.contains_key(&event.stream_id) || missing.contains(&event.stream_id) {
+                continue;
+            }
+            match self.members.pop(&event.stream_id) {
+                Some(set) => {
+                    members.insert(event.stream_id.clone(), set);
+                }
+                None => missing.push(event.stream_id.clone()),
+            }
+        }
+        members.extend(membership::members_at(&self.hub.pool, &missing, from).await?);
+        Ok(members)
+    }
+}
+
+/// Queues a routed event for each connection of its recipients; drops the
+/// connections that are full (slow) or gone.
+fn push(registry: &mut Registry, delivery: &Routed) {
+    let now = chrono::Utc::now();
+    for user in &delivery.recipients {
+        let Some(frame) = delivery.frame_for(*user) else { continue };
+        let Some(connections) = registry.users.get_mut(user) else { continue };
+        connections.retain(|connection| match connection.tx.try_send(frame.clone()) {
+            Ok(()) => {
+                metrics::counter!("chat_realtime_events_pushed_total").increment(1);
+                if let Some(at) = frame.recorded_at {
+                    metrics::histogram!("chat_realtime_delivery_lag_seconds").record((now - at).num_milliseconds().max(0) as f64 / 1000.0);
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(connection = connection.id, user = %user, "dropping a slow subscriber");
+                metrics::counter!("chat_realtime_slow_consumers_dropped_total").increment(1);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        if connections.is_empty() {
+            registry.users.remove(user);
+        }
+    }
+}
