@@ -114,12 +114,13 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             progress,
             read_wait: Duration::from_millis(config.read_wait_ms),
             shutdown: shutdown.clone(),
-            hub: Some(hub),
+            hub: Some(hub.clone()),
             metrics: crate::telemetry::metrics_handle(),
         });
         let listener = TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;
         let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
-        let router = http::router(services);
+        let socket_io = crate::realtime::socketio::layer(hub.clone(), JwtKeys::new(&config.jwt_secret), shutdown.clone());
+        let router = http::router(services).layer(socket_io);
         let stop = shutdown.clone();
         let task = tokio::spawn(
             async move {

@@ -9,6 +9,7 @@ mod hub;
 mod membership;
 mod replay;
 mod routing;
+pub mod socketio;
 
 pub use frames::Frame;
 pub use hub::{Hub, HubConfig, Subscription};
