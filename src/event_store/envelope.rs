@@ -89,27 +89,21 @@ impl StoredEvent {
 
     /// Appends `to_json` to `out` (reusing its buffer).
     pub fn write_json(&self, out: &mut String) {
-        out.push_str("{\"position\":");
-        out.push_str(itoa(self.position).as_str());
-        out.push_str(",\"event_id\":");
-        push_json_str(out, &self.event_id);
-        out.push_str(",\"stream_type\":");
-        push_json_str(out, &self.stream_type);
-        out.push_str(",\"stream_id\":");
-        push_json_str(out, &self.stream_id);
-        out.push_str(",\"stream_version\":");
-        out.push_str(itoa(u64::from(self.stream_version)).as_str());
-        out.push_str(",\"type\":");
-        push_json_str(out, &self.event_type);
-        out.push_str(",\"schema_version\":");
-        out.push_str(itoa(u64::from(self.schema_version)).as_str());
-        out.push_str(",\"data\":");
-        out.push_str(&self.data);
-        out.push_str(",\"metadata\":");
-        out.push_str(&self.metadata);
-        out.push_str(",\"recorded_at\":\"");
-        out.push_str(&crate::time::rfc3339(self.recorded_at));
-        out.push_str("\"}");
+        write_event_json(
+            out,
+            EventColumns {
+                position: self.position,
+                event_id: &self.event_id,
+                stream_type: &self.stream_type,
+                stream_id: &self.stream_id,
+                stream_version: self.stream_version,
+                event_type: &self.event_type,
+                schema_version: self.schema_version,
+                data: &self.data,
+                metadata: &self.metadata,
+                recorded_at: self.recorded_at,
+            },
+        );
     }
 
     /// The same event with its data in the current schema version.
@@ -135,6 +129,42 @@ impl StoredEvent {
             source,
         })
     }
+}
+
+/// The columns of one stored event, borrowed (e.g. straight from a database row).
+#[derive(Debug, Clone, Copy)]
+pub struct EventColumns<'a> {
+    pub position: u64,
+    pub event_id: &'a str,
+    pub stream_type: &'a str,
+    pub stream_id: &'a str,
+    pub stream_version: u32,
+    pub event_type: &'a str,
+    pub schema_version: u16,
+    pub data: &'a str,
+    pub metadata: &'a str,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Appends the event's JSON object (an NDJSON line without its newline) to
+/// `out`; `data` and `metadata` are written as stored.
+pub fn write_event_json(out: &mut String, e: EventColumns<'_>) {
+    use std::fmt::Write;
+    let _ = write!(out, "{{\"position\":{},\"event_id\":", e.position);
+    push_json_str(out, e.event_id);
+    out.push_str(",\"stream_type\":");
+    push_json_str(out, e.stream_type);
+    out.push_str(",\"stream_id\":");
+    push_json_str(out, e.stream_id);
+    let _ = write!(out, ",\"stream_version\":{},\"type\":", e.stream_version);
+    push_json_str(out, e.event_type);
+    let _ = write!(out, ",\"schema_version\":{},\"data\":", e.schema_version);
+    out.push_str(e.data);
+    out.push_str(",\"metadata\":");
+    out.push_str(e.metadata);
+    out.push_str(",\"recorded_at\":\"");
+    let _ = write!(out, "{}", e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    out.push_str("\"}");
 }
 
 /// Rebuilds the `{"type", "data"}` form serde expects and decodes it.
@@ -165,10 +195,6 @@ fn push_json_str(out: &mut String, value: &str) {
         // Serialising a &str cannot fail.
         out.push_str(&serde_json::to_string(value).unwrap_or_default());
     }
-}
-
-fn itoa(value: u64) -> String {
-    value.to_string()
 }
 
 #[cfg(test)]

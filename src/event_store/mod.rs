@@ -8,6 +8,6 @@ mod error;
 mod reader;
 
 pub use appender::{AppendRequest, Appended, Appender, IdempotencyCompletion, Lookup};
-pub use envelope::{decode_payload, EventMetadata, NewEvent, StoredEvent, StreamRef};
+pub use envelope::{decode_payload, write_event_json, EventColumns, EventMetadata, NewEvent, StoredEvent, StreamRef};
 pub use error::{AppendError, StoreError};
 pub use reader::EventReader;

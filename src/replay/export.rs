@@ -9,7 +9,10 @@ use futures::TryStreamExt;
 use sqlx::MySqlPool;
 
 use super::EventFilter;
-use crate::event_store::{StoreError, StoredEvent};
+use sqlx::{FromRow, Row};
+
+use crate::domain::upcasting;
+use crate::event_store::{write_event_json, EventColumns, StoreError, StoredEvent};
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy)]
@@ -31,17 +34,33 @@ pub async fn export(
     let started = Instant::now();
     let (mut events, mut bytes, mut last_position) = (0u64, 0u64, filter.after);
     let mut query = filter.query(filter.after, None);
-    let mut rows = query.build_query_as::<StoredEvent>().persistent(false).fetch(pool);
+    let mut rows = query.build().persistent(false).fetch(pool);
     let mut line = String::with_capacity(4096);
-    while let Some(event) = rows.try_next().await? {
-        let event = event.upcast()?;
+    while let Some(row) = rows.try_next().await? {
         line.clear();
-        event.write_json(&mut line);
+        let columns = EventColumns {
+            position: row.try_get(0)?,
+            event_id: row.try_get(1)?,
+            stream_type: row.try_get(2)?,
+            stream_id: row.try_get(3)?,
+            stream_version: row.try_get(4)?,
+            event_type: row.try_get(5)?,
+            schema_version: row.try_get(6)?,
+            data: row.try_get(7)?,
+            metadata: row.try_get(8)?,
+            recorded_at: row.try_get(9)?,
+        };
+        if columns.schema_version == upcasting::current_version(columns.event_type) {
+            write_event_json(&mut line, columns);
+        } else {
+            // An older schema version: upcast (rare), then write.
+            StoredEvent::from_row(&row)?.upcast()?.write_json(&mut line);
+        }
         line.push('\n');
         out.write_all(line.as_bytes()).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         events += 1;
         bytes += line.len() as u64;
-        last_position = event.position;
+        last_position = columns.position;
         if events % 10_000 == 0 {
             progress(last_position);
         }
