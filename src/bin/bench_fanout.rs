@@ -395,7 +395,7 @@ async fn bench(args: &Args, server: &Server) -> Result<()> {
     let http = http_client()?;
     let started = Instant::now();
     let tokens = sign_tokens(args.users, ttl_seconds(args))?;
-    register_users(&http, &server.base_url, args.users, ttl_seconds(args)).await?;
+    register_users(&http, &server.base_url, &tokens).await?;
     let conversations = create_conversations(&http, &server.base_url, &tokens).await?;
     wait_until_projected(&http, &server.base_url).await?;
     println!(
@@ -436,15 +436,15 @@ fn http_client() -> Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-/// Raw tokens of users 1..=n (index i is user i + 1).
+/// Raw tokens (scope `chat:admin`) of users 1..=n: index i is user i + 1.
 fn sign_tokens(users: usize, ttl: i64) -> Result<Vec<String>> {
     let keys = JwtKeys::new(JWT_SECRET);
-    (1..=users).map(|n| token(&keys, n, None, ttl)).collect()
-}
-
-fn token(keys: &JwtKeys, n: usize, scope: Option<&str>, ttl: i64) -> Result<String> {
-    let id = i64::try_from(n).ok().and_then(UserId::new).with_context(|| format!("{n} is not a valid user id"))?;
-    keys.issue(id, scope, ttl).context("signing a token")
+    (1..=users)
+        .map(|n| {
+            let id = i64::try_from(n).ok().and_then(UserId::new).with_context(|| format!("{n} is not a valid user id"))?;
+            keys.issue(id, Some(SCOPE_ADMIN), ttl).context("signing a token")
+        })
+        .collect()
 }
 
 fn bearer(token: &str) -> String {
@@ -454,9 +454,10 @@ fn bearer(token: &str) -> String {
 // ---------------------------------------------------------------------------
 // Setup over HTTP
 
-async fn register_users(http: &reqwest::Client, base_url: &str, users: usize, ttl: i64) -> Result<()> {
-    let admin = bearer(&token(&JwtKeys::new(JWT_SECRET), 1, Some(SCOPE_ADMIN), ttl)?);
-    futures::stream::iter(1..=users)
+/// PUT /users/{n} for every token's user, as user 1 (an admin).
+async fn register_users(http: &reqwest::Client, base_url: &str, tokens: &[String]) -> Result<()> {
+    let admin = bearer(&tokens[0]);
+    futures::stream::iter(1..=tokens.len())
         .map(|n| {
             let url = format!("{base_url}/api/v1/users/{n}");
             let body = json!({"first_name": "User", "last_name": format!("N{n}"), "email": format!("user{n}@bench.example")});

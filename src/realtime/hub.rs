@@ -165,6 +165,12 @@ impl Dispatcher {
         if applied <= from {
             return Ok(false);
         }
+        if registry.users.is_empty() {
+            // Nobody to push to: skip ahead (the member sets would go stale, so forget them).
+            self.members.clear();
+            registry.dispatched = applied;
+            return Ok(true);
+        }
         let events: Vec<_> = self.reader.events_after(from, CHUNK).await?.into_iter().filter(|e| e.position <= applied).collect();
         let Some(last) = events.last().map(|e| e.position) else { return Ok(false) };
         let mut members = self.members_before(&events, from).await?;
