@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use sqlx::MySqlConnection;
+use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
 use super::{sql, ProjectedEvent, Tables};
 use crate::domain::conversation::ConversationEvent as E;
@@ -144,17 +144,20 @@ pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[Proj
         },
     )
     .await?;
+    // The batch's last message time of each conversation of earlier batches, in one statement per chunk.
     let last_message: Vec<(String, DateTime<Utc>)> = last_message.into_iter().collect();
-    sql::update_join(
-        conn,
-        &tables.conversations,
-        &["id", "at"],
-        &last_message,
-        "t.id = d.id",
-        "t.last_message_at = GREATEST(COALESCE(t.last_message_at, d.at), d.at), t.updated_at = GREATEST(t.updated_at, d.at)",
-        &|row, (id, at)| {
-            row.push_bind(id.clone()).push_bind(*at);
-        },
-    )
-    .await
+    for chunk in last_message.chunks(sql::CHUNK) {
+        let table = &tables.conversations;
+        let mut q = QueryBuilder::<MySql>::new(format!(
+            "UPDATE {table} SET last_message_at = GREATEST(COALESCE(last_message_at, {}), ",
+            sql::EPOCH
+        ));
+        sql::push_case(&mut q, "id", chunk.iter().cloned(), "NULL");
+        q.push("), updated_at = GREATEST(updated_at, ");
+        sql::push_case(&mut q, "id", chunk.iter().cloned(), "updated_at");
+        q.push(") WHERE id");
+        sql::push_in(&mut q, chunk.iter().map(|(id, _)| id.clone()));
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
+    Ok(())
 }

@@ -61,8 +61,8 @@ fn role_name(role: Role) -> &'static str {
 struct Counters {
     /// Messages sent per conversation, and the time of the last one.
     sent: BTreeMap<String, (i64, DateTime<Utc>)>,
-    /// Messages sent per (conversation, sender): not unread for the sender.
-    own: BTreeMap<(String, i32), i64>,
+    /// Messages sent per membership row (conversation, sender): not unread for the sender.
+    own: BTreeMap<String, (String, i64)>,
     /// Deleted messages, by conversation.
     deleted: BTreeMap<String, Vec<String>>,
     /// Final read mark per membership row id.
@@ -159,7 +159,7 @@ pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[Proj
                 let entry = counters.sent.entry(conversation.clone()).or_insert((0, t));
                 entry.0 += 1;
                 entry.1 = t;
-                *counters.own.entry((conversation, sender_id.get())).or_insert(0) += 1;
+                counters.own.entry(participant_row_id(conversation_id, *sender_id)).or_insert((conversation, 0)).1 += 1;
             }
             E::MessageDeleted { conversation_id, message_id, .. } => {
                 counters.deleted.entry(conversation_id.to_string()).or_default().push(message_id.to_string());
@@ -240,32 +240,26 @@ async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: Counters
         sql::push_in(&mut q, c.joined_existing.iter().cloned());
         q.build().persistent(false).execute(&mut *conn).await?;
     }
+    // Sends: +n for every member, -own for the senders, and the activity time; one statement per chunk.
     let sent: Vec<(String, i64, DateTime<Utc>)> = c.sent.into_iter().map(|(id, (n, at))| (id, n, at)).collect();
-    sql::update_join(
-        conn,
-        table,
-        &["conversation_id", "n", "at"],
-        &sent,
-        "t.conversation_id = d.conversation_id",
-        "t.unread_count = t.unread_count + d.n, t.last_activity_at = GREATEST(COALESCE(t.last_activity_at, d.at), d.at)",
-        &|row, (id, n, at)| {
-            row.push_bind(id.clone()).push_bind(*n).push_bind(*at);
-        },
-    )
-    .await?;
-    let own: Vec<(String, i32, i64)> = c.own.into_iter().map(|((id, user), n)| (id, user, n)).collect();
-    sql::update_join(
-        conn,
-        table,
-        &["conversation_id", "user_id", "n"],
-        &own,
-        "t.conversation_id = d.conversation_id AND t.user_id = d.user_id",
-        "t.unread_count = t.unread_count - d.n",
-        &|row, (id, user, n)| {
-            row.push_bind(id.clone()).push_bind(*user).push_bind(*n);
-        },
-    )
-    .await?;
+    for chunk in sent.chunks(sql::CHUNK) {
+        let conversations: std::collections::HashSet<&str> = chunk.iter().map(|(id, _, _)| id.as_str()).collect();
+        let own: Vec<(String, i64)> = c
+            .own
+            .iter()
+            .filter(|(_, (conversation, _))| conversations.contains(conversation.as_str()))
+            .map(|(row, (_, n))| (row.clone(), *n))
+            .collect();
+        let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} SET unread_count = unread_count + "));
+        sql::push_case(&mut q, "conversation_id", chunk.iter().map(|(id, n, _)| (id.clone(), *n)), "0");
+        q.push(" - ");
+        sql::push_case(&mut q, "id", own, "0");
+        q.push(format!(", last_activity_at = GREATEST(COALESCE(last_activity_at, {}), ", sql::EPOCH));
+        sql::push_case(&mut q, "conversation_id", chunk.iter().map(|(id, _, at)| (id.clone(), *at)), "last_activity_at");
+        q.push(") WHERE conversation_id");
+        sql::push_in(&mut q, chunk.iter().map(|(id, _, _)| id.clone()));
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
     for (conversation, messages) in &c.deleted {
         // Each deleted message was unread for every member but its sender whose mark is before it.
         let mut q = QueryBuilder::<MySql>::new(format!(
@@ -277,19 +271,17 @@ async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: Counters
         q.push(") WHERE t.conversation_id = ").push_bind(conversation.clone());
         q.build().persistent(false).execute(&mut *conn).await?;
     }
+    // Read marks: the message, and its seq from MESSAGES.
     let marks: Vec<(String, String)> = c.read_marks.into_iter().collect();
-    sql::update_join(
-        conn,
-        table,
-        &["id", "message_id"],
-        &marks,
-        &format!("t.id = d.id JOIN {} m ON m.id = d.message_id", tables.messages),
-        "t.last_read_message_id = d.message_id, t.last_read_seq = m.seq",
-        &|row, (id, message)| {
-            row.push_bind(id.clone()).push_bind(message.clone());
-        },
-    )
-    .await?;
+    for chunk in marks.chunks(sql::CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} cp SET last_read_message_id = "));
+        sql::push_case(&mut q, "cp.id", chunk.iter().cloned(), "cp.last_read_message_id");
+        q.push(format!(", last_read_seq = COALESCE((SELECT m.seq FROM {} m WHERE m.id = ", tables.messages));
+        sql::push_case(&mut q, "cp.id", chunk.iter().cloned(), "cp.last_read_message_id");
+        q.push("), cp.last_read_seq) WHERE cp.id");
+        sql::push_in(&mut q, chunk.iter().map(|(id, _)| id.clone()));
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
     let recount: Vec<String> = c.recount.into_iter().collect();
     for chunk in recount.chunks(sql::CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(format!(

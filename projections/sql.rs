@@ -27,30 +27,19 @@ pub async fn insert_rows<T>(
     Ok(())
 }
 
-/// `UPDATE <table> t JOIN (<rows as a derived table d(columns)>) d ON <on> SET <set>`,
-/// in chunks: one statement updates many rows, each with its own values.
-/// The derived table's first branch only names the columns.
-pub async fn update_join<T>(
-    conn: &mut MySqlConnection,
-    table: &str,
-    columns: &[&str],
-    rows: &[T],
-    on: &str,
-    set: &str,
-    bind: Binder<'_, T>,
-) -> Result<(), sqlx::Error> {
-    let header = columns.iter().map(|c| format!("NULL AS {c}")).collect::<Vec<_>>().join(", ");
-    for chunk in rows.chunks(CHUNK) {
-        let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} t JOIN (SELECT {header} FROM DUAL WHERE FALSE"));
-        for item in chunk {
-            q.push(" UNION ALL SELECT ");
-            let mut values = q.separated(", ");
-            bind(&mut values, item);
-        }
-        q.push(format!(") d ON {on} SET {set}"));
-        q.build().persistent(false).execute(&mut *conn).await?;
+/// Appends `CASE <key> WHEN ? THEN ? ... ELSE <otherwise> END`: one value per
+/// key, so one UPDATE can give many rows each their own value (cheaper for
+/// the server to parse and plan than a derived table of UNIONs).
+pub fn push_case<'a, K, V>(q: &mut QueryBuilder<'a, MySql>, key: &str, pairs: impl IntoIterator<Item = (K, V)>, otherwise: &str)
+where
+    K: 'a + sqlx::Encode<'a, MySql> + sqlx::Type<MySql> + Send,
+    V: 'a + sqlx::Encode<'a, MySql> + sqlx::Type<MySql> + Send,
+{
+    q.push("CASE ").push(key);
+    for (k, v) in pairs {
+        q.push(" WHEN ").push_bind(k).push(" THEN ").push_bind(v);
     }
-    Ok(())
+    q.push(" ELSE ").push(otherwise).push(" END");
 }
 
 /// Appends ` IN (?, ?, ...)` with `values` bound.
@@ -65,3 +54,6 @@ where
     }
     q.push(")");
 }
+
+/// A time before every event, to compare a nullable time column with GREATEST.
+pub const EPOCH: &str = "TIMESTAMP '1970-01-01 00:00:01'";

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use chrono::{DateTime, Utc};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use serde::Deserialize;
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 use tokio::sync::watch;
@@ -22,6 +22,8 @@ use crate::event_store::{decode_payload, EventReader};
 
 /// Events applied per transaction, at most.
 pub const LIVE_BATCH: u32 = 2000;
+/// How long a batch keeps gathering published events after the first one.
+const GATHER: Duration = Duration::from_millis(3);
 /// How long the worker waits for a published event before it checks the log.
 const WAIT: Duration = Duration::from_millis(100);
 /// The named lock of the process that applies events.
@@ -227,8 +229,10 @@ async fn next_messages(stream: &mut pull::Stream) -> Result<(Vec<Published>, Opt
         if published.len() >= LIVE_BATCH as usize {
             break;
         }
-        next = match stream.next().now_or_never() {
-            Some(Some(message)) => Some(message?),
+        // Gather what arrives within a few milliseconds into the same batch:
+        // one transaction for many events when the write side is busy.
+        next = match tokio::time::timeout(GATHER, stream.next()).await {
+            Ok(Some(message)) => Some(message?),
             _ => None,
         };
     }
