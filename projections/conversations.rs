@@ -146,7 +146,7 @@ pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[Proj
     .await?;
     // The batch's last message time of each conversation of earlier batches, in one statement per chunk.
     let last_message: Vec<(String, DateTime<Utc>)> = last_message.into_iter().collect();
-    for chunk in last_message.chunks(sql::CHUNK) {
+    for chunk in last_message.chunks(sql::CASE_CHUNK) {
         let table = &tables.conversations;
         let mut q = QueryBuilder::<MySql>::new(format!(
             "UPDATE {table} SET last_message_at = GREATEST(COALESCE(last_message_at, {}), ",

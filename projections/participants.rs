@@ -242,7 +242,7 @@ async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: Counters
     }
     // Sends: +n for every member, -own for the senders, and the activity time; one statement per chunk.
     let sent: Vec<(String, i64, DateTime<Utc>)> = c.sent.into_iter().map(|(id, (n, at))| (id, n, at)).collect();
-    for chunk in sent.chunks(sql::CHUNK) {
+    for chunk in sent.chunks(sql::CASE_CHUNK) {
         let conversations: std::collections::HashSet<&str> = chunk.iter().map(|(id, _, _)| id.as_str()).collect();
         let own: Vec<(String, i64)> = c
             .own
@@ -273,7 +273,7 @@ async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: Counters
     }
     // Read marks: the message, and its seq from MESSAGES.
     let marks: Vec<(String, String)> = c.read_marks.into_iter().collect();
-    for chunk in marks.chunks(sql::CHUNK) {
+    for chunk in marks.chunks(sql::CASE_CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} cp SET last_read_message_id = "));
         sql::push_case(&mut q, "cp.id", chunk.iter().cloned(), "cp.last_read_message_id");
         q.push(format!(", last_read_seq = COALESCE((SELECT m.seq FROM {} m WHERE m.id = ", tables.messages));
