@@ -46,12 +46,27 @@ pub enum ProjectionError {
 /// Applies `events` (in position order) to every read model, on a connection
 /// inside a transaction the caller commits with the checkpoint.
 pub async fn apply_batch(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), ProjectionError> {
+    let started = std::time::Instant::now();
     users::project(conn, tables, events).await?;
     postings::project(conn, tables, events).await?;
+    let directory = started.elapsed();
     conversations::project(conn, tables, events).await?;
+    let conversations = started.elapsed();
     messages::project(conn, tables, events).await?;
+    let messages = started.elapsed();
     reactions::project(conn, tables, events).await?;
+    let reactions = started.elapsed();
     participants::project(conn, tables, events).await?;
+    let participants = started.elapsed();
+    tracing::debug!(
+        events = events.len(),
+        ?directory,
+        conversations = ?(conversations - directory),
+        messages = ?(messages - conversations),
+        reactions = ?(reactions - messages),
+        participants = ?(participants - reactions),
+        "batch applied"
+    );
     Ok(())
 }
 
