@@ -89,6 +89,10 @@ struct Args {
     /// JWT secret of the server given by `--url`.
     #[arg(long, default_value = "dev-secret")]
     jwt_secret: String,
+    /// Run only the write side in the server (API and publisher, no projector
+    /// or realtime work competing for the cores): the write path alone.
+    #[arg(long)]
+    write_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -161,7 +165,8 @@ async fn start_target(args: &Args, database_url: &str, suffix: &str) -> Result<T
     let config = bench_config(database_url, suffix)?;
     let stream = config.nats_stream.clone();
     let jwt_secret = config.jwt_secret.clone();
-    let server = chat::server::start(config, &Role::ALL).await.context("starting the server")?;
+    let roles: &[Role] = if args.write_only { &[Role::Api, Role::Publisher] } else { &Role::ALL };
+    let server = chat::server::start(config, roles).await.context("starting the server")?;
     let Some(addr) = server.addr else {
         server.stop().await;
         bail!("the server started without an HTTP address");
