@@ -10,4 +10,4 @@ mod reader;
 pub use appender::{AppendRequest, Appended, Appender, IdempotencyCompletion, Lookup};
 pub use envelope::{decode_payload, write_event_json, EventColumns, EventMetadata, NewEvent, StoredEvent, StreamRef};
 pub use error::{AppendError, StoreError};
-pub use reader::EventReader;
+pub use reader::{EventReader, EVENT_COLUMNS};

@@ -7,7 +7,8 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 use super::{StoreError, StoredEvent, StreamRef};
 
-const EVENT_COLUMNS: &str =
+/// The columns of `event_log` that make a `StoredEvent`, in its field order.
+pub const EVENT_COLUMNS: &str =
     "position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at";
 
 /// Read access to the event log.

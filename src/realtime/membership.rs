@@ -9,7 +9,7 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 use crate::domain::conversation::ConversationEvent;
 use crate::domain::UserId;
-use crate::event_store::{StoreError, StoredEvent};
+use crate::event_store::{StoreError, StoredEvent, EVENT_COLUMNS};
 use crate::projections::CHECKPOINT;
 
 /// Members of each of `conversations` just after the event at `position`.
@@ -74,10 +74,7 @@ fn undo(members: &mut HashSet<UserId>, event: &ConversationEvent) {
 
 /// Membership events of `conversations` in (after, until], in position order.
 pub async fn membership_events(pool: &MySqlPool, conversations: &[String], after: u64, until: u64) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut q = QueryBuilder::<MySql>::new(
-        "SELECT position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at \
-         FROM event_log WHERE position > ",
-    );
+    let mut q = QueryBuilder::<MySql>::new(format!("SELECT {EVENT_COLUMNS} FROM event_log WHERE position > "));
     q.push_bind(after).push(" AND position <= ").push_bind(until);
     q.push(" AND stream_type = 'conversation' AND event_type IN ('ConversationCreated', 'ParticipantAdded', 'ParticipantRemoved') AND stream_id IN (");
     let mut list = q.separated(", ");

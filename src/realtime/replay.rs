@@ -9,7 +9,7 @@ use super::routing::route;
 use super::Frame;
 use crate::domain::conversation::ConversationEvent;
 use crate::domain::UserId;
-use crate::event_store::{StoreError, StoredEvent};
+use crate::event_store::{StoreError, StoredEvent, EVENT_COLUMNS};
 
 /// Most events a resume replays; a client further behind should re-read the
 /// conversations with the query API, then connect without `after_position`.
@@ -38,10 +38,9 @@ async fn candidate_conversations(pool: &MySqlPool, user: UserId, after: u64) -> 
         .await?
         .into_iter()
         .collect();
-    let removed: Vec<StoredEvent> = sqlx::query_as(
-        "SELECT position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at \
-         FROM event_log WHERE position > ? AND event_type = 'ParticipantRemoved' ORDER BY position",
-    )
+    let removed: Vec<StoredEvent> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM event_log WHERE position > ? AND event_type = 'ParticipantRemoved' ORDER BY position"
+    ))
     .bind(after)
     .fetch_all(pool)
     .await?;
@@ -56,10 +55,7 @@ async fn candidate_conversations(pool: &MySqlPool, user: UserId, after: u64) -> 
 }
 
 async fn events_of(pool: &MySqlPool, conversations: &[String], after: u64, until: u64) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut q = QueryBuilder::<MySql>::new(
-        "SELECT position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at \
-         FROM event_log WHERE position > ",
-    );
+    let mut q = QueryBuilder::<MySql>::new(format!("SELECT {EVENT_COLUMNS} FROM event_log WHERE position > "));
     q.push_bind(after).push(" AND position <= ").push_bind(until.min(after.saturating_add(MAX_REPLAY)));
     q.push(" AND stream_type = 'conversation' AND stream_id IN (");
     let mut list = q.separated(", ");

@@ -2,7 +2,7 @@
 
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 
-use crate::event_store::{StoreError, StoredEvent};
+use crate::event_store::{StoreError, StoredEvent, EVENT_COLUMNS};
 
 /// A replay's range and filters.
 #[derive(Debug, Clone, Default)]
@@ -17,12 +17,10 @@ pub struct EventFilter {
     pub stream_id: Option<String>,
 }
 
-const COLUMNS: &str = "position, event_id, stream_type, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at";
-
 impl EventFilter {
     /// The SELECT of events after `after` matching the filter, in position order.
     pub fn query(&self, after: u64, limit: Option<u64>) -> QueryBuilder<'_, MySql> {
-        let mut q = QueryBuilder::<MySql>::new(format!("SELECT {COLUMNS} FROM event_log WHERE position > "));
+        let mut q = QueryBuilder::<MySql>::new(format!("SELECT {EVENT_COLUMNS} FROM event_log WHERE position > "));
         q.push_bind(after);
         if let Some(until) = self.until {
             q.push(" AND position <= ").push_bind(until);
