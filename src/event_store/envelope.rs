@@ -163,8 +163,26 @@ pub fn write_event_json(out: &mut String, e: EventColumns<'_>) {
     out.push_str(",\"metadata\":");
     out.push_str(e.metadata);
     out.push_str(",\"recorded_at\":\"");
-    let _ = write!(out, "{}", e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    push_time(out, e.recorded_at);
     out.push_str("\"}");
+}
+
+/// `2026-11-24T13:45:10.123Z` (the same as `time::rfc3339`), without
+/// parsing a format string per event: the export writes one per line.
+fn push_time(out: &mut String, t: DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.timestamp_subsec_millis().min(999)
+    );
 }
 
 /// Rebuilds the `{"type", "data"}` form serde expects and decodes it.
