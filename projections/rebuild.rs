@@ -45,10 +45,9 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
     let mut events = 0;
     loop {
         let head = reader.head().await?;
-        let applied = apply_from_log(&mut conn, &reader, &shadow, position, head).await?;
+        let applied = apply_from_log(&mut conn, &reader, &shadow, position, head, &mut progress).await?;
         events += applied.0;
         position = applied.1;
-        progress(position, head);
         if position >= head {
             break;
         }
@@ -65,10 +64,9 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
             if position >= head {
                 break;
             }
-            let applied = apply_from_log(&mut conn, &reader, &shadow, position, head).await?;
+            let applied = apply_from_log(&mut conn, &reader, &shadow, position, head, &mut progress).await?;
             events += applied.0;
             position = applied.1;
-            progress(position, head);
         }
         swap(&mut conn, position).await
     }
@@ -81,13 +79,15 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
     Ok(RebuildReport { events, position, elapsed: started.elapsed() })
 }
 
-/// Applies batches from `position` up to `head`; answers (events applied, new position).
+/// Applies batches from `position` up to `head`, reporting `progress` after
+/// each; answers (events applied, new position).
 async fn apply_from_log(
     conn: &mut MySqlConnection,
     reader: &EventReader,
     tables: &Tables,
     mut position: u64,
     head: u64,
+    progress: &mut impl FnMut(u64, u64),
 ) -> Result<(u64, u64), ProjectionError> {
     let mut applied = 0;
     while position < head {
@@ -102,6 +102,7 @@ async fn apply_from_log(
         tx.commit().await?;
         applied += batch.len() as u64;
         position = last;
+        progress(position, head);
     }
     Ok((applied, position))
 }
