@@ -7,7 +7,8 @@
 //! Participant added, removed, role changed, ownership transferred → UPDATE updated_at
 //! MessageSent              → UPDATE last_message_at = t, updated_at = t (the batch's last, in one statement)
 //!
-//! Rows created in this batch are changed in memory and inserted at the end.
+//! Rows created in the batch are changed in memory and inserted once; rows of
+//! earlier batches get one statement per change, in event order.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -30,33 +31,33 @@ struct Row {
     updated_at: DateTime<Utc>,
 }
 
-/// The value a change sets.
-enum Value {
-    Name(Option<String>),
-    Flag(bool),
-}
-
-/// A change to a row of an earlier batch, run as one statement in event order.
+/// A change to a row of an earlier batch, applied in event order.
 enum Change {
     Name(Option<String>),
     Archived(bool),
     Touched,
 }
 
-pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), sqlx::Error> {
-    let mut created: Vec<Row> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut last_message: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    for projected in events {
+/// The batch's changes to `CONVERSATIONS`, gathered by `fold`.
+#[derive(Default)]
+pub struct Batch {
+    created: Vec<Row>,
+    index: HashMap<String, usize>,
+    changes: Vec<(String, Change, DateTime<Utc>)>,
+    last_message: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl Batch {
+    pub fn fold(&mut self, projected: &ProjectedEvent) {
         let Some(event) = projected.conversation() else {
-            continue;
+            return;
         };
         let t = projected.recorded_at;
         let (id, change) = match event {
             E::ConversationCreated { conversation_id, kind, name, posting_id, created_by, .. } => {
                 let id = conversation_id.to_string();
-                index.insert(id.clone(), created.len());
-                created.push(Row {
+                self.index.insert(id.clone(), self.created.len());
+                self.created.push(Row {
                     id,
                     kind: match kind {
                         ConversationType::Direct => "DIRECT",
@@ -70,7 +71,7 @@ pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[Proj
                     created_at: t,
                     updated_at: t,
                 });
-                continue;
+                return;
             }
             E::ConversationRenamed { conversation_id, name, .. } => (conversation_id, Change::Name(Some(name.clone()))),
             E::ConversationArchived { conversation_id, .. } => (conversation_id, Change::Archived(true)),
@@ -81,83 +82,82 @@ pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[Proj
             | E::OwnershipTransferred { conversation_id, .. } => (conversation_id, Change::Touched),
             E::MessageSent { conversation_id, .. } => {
                 let id = conversation_id.to_string();
-                match index.get(&id) {
+                match self.index.get(&id) {
                     Some(&i) => {
-                        created[i].last_message_at = Some(t);
-                        created[i].updated_at = t;
+                        self.created[i].last_message_at = Some(t);
+                        self.created[i].updated_at = t;
                     }
                     None => {
-                        last_message.insert(id, t);
+                        self.last_message.insert(id, t);
                     }
                 }
-                continue;
+                return;
             }
-            _ => continue,
+            _ => return,
         };
         let id = id.to_string();
-        if let Some(&i) = index.get(&id) {
-            let row = &mut created[i];
-            match change {
-                Change::Name(name) => row.name = name,
-                Change::Archived(archived) => row.is_archived = archived,
-                Change::Touched => {}
+        match self.index.get(&id) {
+            Some(&i) => {
+                let row = &mut self.created[i];
+                match change {
+                    Change::Name(name) => row.name = name,
+                    Change::Archived(archived) => row.is_archived = archived,
+                    Change::Touched => {}
+                }
+                row.updated_at = t;
             }
-            row.updated_at = t;
-            continue;
+            None => self.changes.push((id, change, t)),
         }
-        let table = &tables.conversations;
-        let (sql, value) = match change {
-            Change::Name(name) => {
-                (format!("UPDATE {table} SET name = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?"), Some(Value::Name(name)))
-            }
-            Change::Archived(archived) => (
-                format!("UPDATE {table} SET is_archived = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?"),
-                Some(Value::Flag(archived)),
-            ),
-            Change::Touched => (format!("UPDATE {table} SET updated_at = GREATEST(updated_at, ?) WHERE id = ?"), None),
-        };
-        let mut statement = sqlx::query(&sql);
-        match value {
-            Some(Value::Name(name)) => statement = statement.bind(name),
-            Some(Value::Flag(flag)) => statement = statement.bind(flag),
-            None => {}
-        }
-        statement.bind(t).bind(id).execute(&mut *conn).await?;
     }
 
-    sql::insert_rows(
-        conn,
-        &tables.conversations,
-        "id, type, name, posting_id, created_by, is_archived, last_message_at, created_at, updated_at",
-        &created,
-        "",
-        &|row, r: &Row| {
-            row.push_bind(r.id.clone())
-                .push_bind(r.kind)
-                .push_bind(r.name.clone())
-                .push_bind(r.posting_id.clone())
-                .push_bind(r.created_by)
-                .push_bind(r.is_archived)
-                .push_bind(r.last_message_at)
-                .push_bind(r.created_at)
-                .push_bind(r.updated_at);
-        },
-    )
-    .await?;
-    // The batch's last message time of each conversation of earlier batches, in one statement per chunk.
-    let last_message: Vec<(String, DateTime<Utc>)> = last_message.into_iter().collect();
-    for chunk in last_message.chunks(sql::CASE_CHUNK) {
+    /// Writes the batch: changes to earlier rows in event order, the new
+    /// rows, then the last message times of earlier rows.
+    pub async fn flush(self, conn: &mut MySqlConnection, tables: &Tables) -> Result<(), sqlx::Error> {
         let table = &tables.conversations;
-        let mut q = QueryBuilder::<MySql>::new(format!(
-            "UPDATE {table} SET last_message_at = GREATEST(COALESCE(last_message_at, {}), ",
-            sql::EPOCH
-        ));
-        sql::push_case(&mut q, "id", chunk.iter().cloned(), "NULL");
-        q.push("), updated_at = GREATEST(updated_at, ");
-        sql::push_case(&mut q, "id", chunk.iter().cloned(), "updated_at");
-        q.push(") WHERE id");
-        sql::push_in(&mut q, chunk.iter().map(|(id, _)| id.clone()));
-        q.build().persistent(false).execute(&mut *conn).await?;
+        let rename = format!("UPDATE {table} SET name = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?");
+        let archive = format!("UPDATE {table} SET is_archived = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?");
+        let touch = format!("UPDATE {table} SET updated_at = GREATEST(updated_at, ?) WHERE id = ?");
+        for (id, change, t) in self.changes {
+            let statement = match change {
+                Change::Name(name) => sqlx::query(&rename).bind(name),
+                Change::Archived(archived) => sqlx::query(&archive).bind(archived),
+                Change::Touched => sqlx::query(&touch),
+            };
+            statement.bind(t).bind(id).execute(&mut *conn).await?;
+        }
+        sql::insert_rows(
+            conn,
+            table,
+            "id, type, name, posting_id, created_by, is_archived, last_message_at, created_at, updated_at",
+            &self.created,
+            "",
+            &|row, r: &Row| {
+                row.push_bind(r.id.clone())
+                    .push_bind(r.kind)
+                    .push_bind(r.name.clone())
+                    .push_bind(r.posting_id.clone())
+                    .push_bind(r.created_by)
+                    .push_bind(r.is_archived)
+                    .push_bind(r.last_message_at)
+                    .push_bind(r.created_at)
+                    .push_bind(r.updated_at);
+            },
+        )
+        .await?;
+        // The batch's last message time of each conversation of earlier batches, in one statement per chunk.
+        let last_message: Vec<(String, DateTime<Utc>)> = self.last_message.into_iter().collect();
+        for chunk in last_message.chunks(sql::CASE_CHUNK) {
+            let mut q = QueryBuilder::<MySql>::new(format!(
+                "UPDATE {table} SET last_message_at = GREATEST(COALESCE(last_message_at, {}), ",
+                sql::EPOCH
+            ));
+            sql::push_case(&mut q, "id", chunk.iter().cloned(), "NULL");
+            q.push("), updated_at = GREATEST(updated_at, ");
+            sql::push_case(&mut q, "id", chunk.iter().cloned(), "updated_at");
+            q.push(") WHERE id");
+            sql::push_in(&mut q, chunk.iter().map(|(id, _)| id.clone()));
+            q.build().persistent(false).execute(&mut *conn).await?;
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -5,7 +5,8 @@
 //! MessageEdited  → UPDATE content, is_edited = TRUE, edited_at = t
 //! MessageDeleted → UPDATE is_deleted = TRUE, deleted_at = t
 //!
-//! Rows created in this batch are changed in memory and inserted at the end.
+//! Rows created in the batch are changed in memory and inserted once; rows of
+//! earlier batches get one statement per change, in event order.
 
 use std::collections::HashMap;
 
@@ -43,12 +44,24 @@ pub fn message_type_name(kind: MessageType) -> &'static str {
     }
 }
 
-pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), sqlx::Error> {
-    let mut created: Vec<Row> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for projected in events {
+/// A change to a row of an earlier batch, applied in event order.
+enum Change {
+    Edited(String, String, DateTime<Utc>),
+    Deleted(String, DateTime<Utc>),
+}
+
+/// The batch's changes to `MESSAGES`, gathered by `fold`.
+#[derive(Default)]
+pub struct Batch {
+    created: Vec<Row>,
+    index: HashMap<String, usize>,
+    changes: Vec<Change>,
+}
+
+impl Batch {
+    pub fn fold(&mut self, projected: &ProjectedEvent) {
         let Some(event) = projected.conversation() else {
-            continue;
+            return;
         };
         let t = projected.recorded_at;
         match event {
@@ -64,8 +77,8 @@ pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[Proj
                 reply_to_id,
             } => {
                 let id = message_id.to_string();
-                index.insert(id.clone(), created.len());
-                created.push(Row {
+                self.index.insert(id.clone(), self.created.len());
+                self.created.push(Row {
                     id,
                     conversation_id: conversation_id.to_string(),
                     seq: *seq,
@@ -84,59 +97,66 @@ pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[Proj
             }
             E::MessageEdited { message_id, content, .. } => {
                 let id = message_id.to_string();
-                if let Some(&i) = index.get(&id) {
-                    let row = &mut created[i];
-                    row.content = Some(content.clone());
-                    row.is_edited = true;
-                    row.edited_at = Some(t);
-                } else {
-                    sqlx::query(&format!("UPDATE {} SET content = ?, is_edited = TRUE, edited_at = ? WHERE id = ?", tables.messages))
-                        .bind(content)
-                        .bind(t)
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
+                match self.index.get(&id) {
+                    Some(&i) => {
+                        let row = &mut self.created[i];
+                        row.content = Some(content.clone());
+                        row.is_edited = true;
+                        row.edited_at = Some(t);
+                    }
+                    None => self.changes.push(Change::Edited(id, content.clone(), t)),
                 }
             }
             E::MessageDeleted { message_id, .. } => {
                 let id = message_id.to_string();
-                if let Some(&i) = index.get(&id) {
-                    created[i].is_deleted = true;
-                    created[i].deleted_at = Some(t);
-                } else {
-                    sqlx::query(&format!("UPDATE {} SET is_deleted = TRUE, deleted_at = ? WHERE id = ?", tables.messages))
-                        .bind(t)
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
+                match self.index.get(&id) {
+                    Some(&i) => {
+                        self.created[i].is_deleted = true;
+                        self.created[i].deleted_at = Some(t);
+                    }
+                    None => self.changes.push(Change::Deleted(id, t)),
                 }
             }
             _ => {}
         }
     }
-    sql::insert_rows(
-        conn,
-        &tables.messages,
-        "id, conversation_id, seq, sender_id, content, message_type, media_url, media_metadata, reply_to_id, \
-         is_edited, is_deleted, edited_at, deleted_at, created_at",
-        &created,
-        "",
-        &|row, r: &Row| {
-            row.push_bind(r.id.clone())
-                .push_bind(r.conversation_id.clone())
-                .push_bind(r.seq)
-                .push_bind(r.sender_id)
-                .push_bind(r.content.clone())
-                .push_bind(r.message_type)
-                .push_bind(r.media_url.clone())
-                .push_bind(r.media_metadata.clone())
-                .push_bind(r.reply_to_id.clone())
-                .push_bind(r.is_edited)
-                .push_bind(r.is_deleted)
-                .push_bind(r.edited_at)
-                .push_bind(r.deleted_at)
-                .push_bind(r.created_at);
-        },
-    )
-    .await
+
+    /// Writes the batch: changes to earlier rows in event order, then the new rows.
+    pub async fn flush(self, conn: &mut MySqlConnection, tables: &Tables) -> Result<(), sqlx::Error> {
+        let table = &tables.messages;
+        let edit = format!("UPDATE {table} SET content = ?, is_edited = TRUE, edited_at = ? WHERE id = ?");
+        let delete = format!("UPDATE {table} SET is_deleted = TRUE, deleted_at = ? WHERE id = ?");
+        for change in self.changes {
+            let statement = match change {
+                Change::Edited(id, content, t) => sqlx::query(&edit).bind(content).bind(t).bind(id),
+                Change::Deleted(id, t) => sqlx::query(&delete).bind(t).bind(id),
+            };
+            statement.execute(&mut *conn).await?;
+        }
+        sql::insert_rows(
+            conn,
+            table,
+            "id, conversation_id, seq, sender_id, content, message_type, media_url, media_metadata, reply_to_id, \
+             is_edited, is_deleted, edited_at, deleted_at, created_at",
+            &self.created,
+            "",
+            &|row, r: &Row| {
+                row.push_bind(r.id.clone())
+                    .push_bind(r.conversation_id.clone())
+                    .push_bind(r.seq)
+                    .push_bind(r.sender_id)
+                    .push_bind(r.content.clone())
+                    .push_bind(r.message_type)
+                    .push_bind(r.media_url.clone())
+                    .push_bind(r.media_metadata.clone())
+                    .push_bind(r.reply_to_id.clone())
+                    .push_bind(r.is_edited)
+                    .push_bind(r.is_deleted)
+                    .push_bind(r.edited_at)
+                    .push_bind(r.deleted_at)
+                    .push_bind(r.created_at);
+            },
+        )
+        .await
+    }
 }

@@ -5,12 +5,14 @@
 //! projector that reads another table (unread counts read MESSAGES) sees it
 //! at exactly the same position.
 //!
-//! Within a batch each projector keeps the rows it creates in memory until
-//! the end of the batch, and coalesces the hot updates (last message times,
-//! unread counters) into a few set-based statements; rows from earlier
-//! batches are changed by one statement per event. The result does not depend
-//! on where batches start and end, which is what makes a rebuild equal to the
-//! live tables.
+//! Each projector folds a batch in memory first (`Batch::fold`, no I/O):
+//! rows created in the batch are kept and changed there, then inserted once;
+//! the hot updates to rows of earlier batches (last message times, unread
+//! counters) are coalesced into a few set-based statements; other changes to
+//! earlier rows become one statement each, run in event order before the
+//! inserts. The result does not depend on where batches start and end, which
+//! is what makes a rebuild (a few huge batches) equal to the live tables (many
+//! small ones).
 
 mod conversations;
 mod event;
@@ -43,31 +45,86 @@ pub enum ProjectionError {
     Decode { position: u64, reason: String },
 }
 
+/// Every projector's changes for a run of consecutive events: `fold` them in
+/// position order (in memory, no I/O), then `flush` once, inside a
+/// transaction the caller commits with the checkpoint. The live worker folds
+/// a batch of a few thousand events; a rebuild folds up to millions, so that
+/// almost every row is written once, complete, by a bulk insert.
+#[derive(Default)]
+pub struct Batch {
+    users: users::Batch,
+    postings: postings::Batch,
+    conversations: conversations::Batch,
+    messages: messages::Batch,
+    reactions: reactions::Batch,
+    participants: participants::Batch,
+    events: usize,
+    last_position: Option<u64>,
+}
+
+impl Batch {
+    /// Adds one event (the next in position order) to every projector's changes.
+    pub fn fold(&mut self, event: &ProjectedEvent) {
+        self.users.fold(event);
+        self.postings.fold(event);
+        self.conversations.fold(event);
+        self.messages.fold(event);
+        self.reactions.fold(event);
+        self.participants.fold(event);
+        self.events += 1;
+        self.last_position = Some(event.position);
+    }
+
+    /// Events folded so far.
+    pub fn len(&self) -> usize {
+        self.events
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// The position of the last event folded.
+    pub fn last_position(&self) -> Option<u64> {
+        self.last_position
+    }
+
+    /// Writes the changes to every table, in foreign-key order.
+    pub async fn flush(self, conn: &mut MySqlConnection, tables: &Tables) -> Result<(), ProjectionError> {
+        let started = std::time::Instant::now();
+        let events = self.events;
+        self.users.flush(conn, tables).await?;
+        self.postings.flush(conn, tables).await?;
+        let directory = started.elapsed();
+        self.conversations.flush(conn, tables).await?;
+        let conversations = started.elapsed();
+        self.messages.flush(conn, tables).await?;
+        let messages = started.elapsed();
+        self.reactions.flush(conn, tables).await?;
+        let reactions = started.elapsed();
+        self.participants.flush(conn, tables).await?;
+        let participants = started.elapsed();
+        tracing::debug!(
+            events,
+            ?directory,
+            conversations = ?(conversations - directory),
+            messages = ?(messages - conversations),
+            reactions = ?(reactions - messages),
+            participants = ?(participants - reactions),
+            "batch applied"
+        );
+        Ok(())
+    }
+}
+
 /// Applies `events` (in position order) to every read model, on a connection
 /// inside a transaction the caller commits with the checkpoint.
 pub async fn apply_batch(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), ProjectionError> {
-    let started = std::time::Instant::now();
-    users::project(conn, tables, events).await?;
-    postings::project(conn, tables, events).await?;
-    let directory = started.elapsed();
-    conversations::project(conn, tables, events).await?;
-    let conversations = started.elapsed();
-    messages::project(conn, tables, events).await?;
-    let messages = started.elapsed();
-    reactions::project(conn, tables, events).await?;
-    let reactions = started.elapsed();
-    participants::project(conn, tables, events).await?;
-    let participants = started.elapsed();
-    tracing::debug!(
-        events = events.len(),
-        ?directory,
-        conversations = ?(conversations - directory),
-        messages = ?(messages - conversations),
-        reactions = ?(reactions - messages),
-        participants = ?(participants - reactions),
-        "batch applied"
-    );
-    Ok(())
+    let mut batch = Batch::default();
+    for event in events {
+        batch.fold(event);
+    }
+    batch.flush(conn, tables).await
 }
 
 /// Moves the checkpoint (in the caller's transaction).

@@ -2,7 +2,7 @@
 //! member's own settings, read mark and unread count.
 //!
 //! ConversationCreated        → INSERT one row per participant (role, joined_at = t)
-//! ParticipantAdded           → INSERT (role, joined_at = t); unread recounted
+//! ParticipantAdded           → INSERT (role, joined_at = t); unread counted
 //! ParticipantRemoved         → DELETE
 //! ParticipantRoleChanged     → UPDATE role
 //! OwnershipTransferred       → UPDATE role (new OWNER; previous ADMIN)
@@ -13,11 +13,16 @@
 //! MessagesRead               → UPDATE last_read_message_id, last_read_seq; unread recounted
 //!
 //! `unread_count` = the conversation's non-deleted messages from others after
-//! the member's last read message (`seq > last_read_seq`). It is kept as a
-//! counter, so reading it costs the same whatever the conversation's size; a
-//! recount (an indexed COUNT of the messages after the mark) happens only when
-//! the mark moves or the member joins. The counters are applied at the end of
-//! the batch, after MESSAGES, in a few set-based statements.
+//! the member's last read message (`seq > last_read_seq`). `last_activity_at`
+//! = the conversation's last message time, or its creation time before any.
+//! Both are kept on the row, so reading them costs the same whatever the
+//! conversation's size.
+//!
+//! A conversation created in the batch has its whole history in the batch:
+//! its rows are computed in memory and inserted once. Rows of earlier
+//! conversations get their counters in a few set-based statements, and a
+//! recount (an indexed COUNT of the messages after the mark) only when the
+//! mark moves or the member joins.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -36,27 +41,44 @@ struct Row {
     user_id: i32,
     role: &'static str,
     joined_at: DateTime<Utc>,
+    last_read_message_id: Option<String>,
+    last_read_seq: u64,
     is_muted: bool,
     notifications_enabled: bool,
-    conversation_archived: bool,
-    last_activity_at: DateTime<Utc>,
 }
 
-/// A membership's row id: the same for the same conversation and user, so a
-/// rebuild produces the same ids as the live projector.
-pub fn participant_row_id(conversation: &ConversationId, user: UserId) -> String {
-    Uuid::new_v5(&conversation.0, user.to_string().as_bytes()).to_string()
+/// A conversation created in this batch, with what its rows are computed from.
+struct NewConversation {
+    created_at: DateTime<Utc>,
+    archived: bool,
+    last_message_at: Option<DateTime<Utc>>,
+    messages: Vec<SentMessage>,
+    by_id: HashMap<String, usize>,
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Owner => "OWNER",
-        Role::Admin => "ADMIN",
-        Role::Member => "MEMBER",
+struct SentMessage {
+    seq: u64,
+    sender: i32,
+    deleted: bool,
+}
+
+impl NewConversation {
+    /// Non-deleted messages from others than `user` after `seq`.
+    fn unread(&self, user: i32, seq: u64) -> i64 {
+        let first = self.messages.partition_point(|m| m.seq <= seq);
+        self.messages[first..].iter().filter(|m| !m.deleted && m.sender != user).count() as i64
     }
 }
 
-/// What the batch does to the counters, applied at its end.
+/// A change to a row of an earlier batch, applied in event order.
+enum Change {
+    Remove(String),
+    Role(String, &'static str),
+    Settings(String, bool, bool),
+    Archived(String, bool),
+}
+
+/// What the batch does to the counters of earlier conversations' rows.
 #[derive(Default)]
 struct Counters {
     /// Messages sent per conversation, and the time of the last one.
@@ -73,175 +95,243 @@ struct Counters {
     joined_existing: BTreeSet<String>,
 }
 
-pub async fn project(conn: &mut MySqlConnection, tables: &Tables, events: &[ProjectedEvent]) -> Result<(), sqlx::Error> {
-    let table = &tables.participants;
-    let mut created: Vec<Option<Row>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut new_conversations: HashMap<String, bool> = HashMap::new();
-    let mut counters = Counters::default();
-    for projected in events {
+/// The batch's changes to `CONVERSATION_PARTICIPANTS`, gathered by `fold`.
+#[derive(Default)]
+pub struct Batch {
+    created: Vec<Option<Row>>,
+    index: HashMap<String, usize>,
+    new_conversations: HashMap<String, NewConversation>,
+    changes: Vec<Change>,
+    counters: Counters,
+}
+
+/// A membership's row id: the same for the same conversation and user, so a
+/// rebuild produces the same ids as the live projector.
+pub fn participant_row_id(conversation: &ConversationId, user: UserId) -> String {
+    Uuid::new_v5(&conversation.0, user.to_string().as_bytes()).to_string()
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "OWNER",
+        Role::Admin => "ADMIN",
+        Role::Member => "MEMBER",
+    }
+}
+
+impl Batch {
+    pub fn fold(&mut self, projected: &ProjectedEvent) {
         let Some(event) = projected.conversation() else {
-            continue;
+            return;
         };
         let t = projected.recorded_at;
         match event {
             E::ConversationCreated { conversation_id, participants, .. } => {
-                new_conversations.insert(conversation_id.to_string(), false);
+                let conversation = NewConversation {
+                    created_at: t,
+                    archived: false,
+                    last_message_at: None,
+                    messages: Vec::new(),
+                    by_id: HashMap::new(),
+                };
+                self.new_conversations.insert(conversation_id.to_string(), conversation);
                 for p in participants {
-                    let row = new_row(conversation_id, p.user_id, p.role, t, false);
-                    index.insert(row.id.clone(), created.len());
-                    created.push(Some(row));
+                    self.insert(new_row(conversation_id, p.user_id, p.role, t));
                 }
             }
             E::ParticipantAdded { conversation_id, user_id, role, .. } => {
-                let archived = new_conversations.get(&conversation_id.to_string()).copied().unwrap_or(false);
-                let row = new_row(conversation_id, *user_id, *role, t, archived);
-                if !new_conversations.contains_key(&conversation_id.to_string()) {
-                    counters.joined_existing.insert(row.id.clone());
+                let row = new_row(conversation_id, *user_id, *role, t);
+                if !self.new_conversations.contains_key(&row.conversation_id) {
+                    self.counters.joined_existing.insert(row.id.clone());
+                    self.counters.recount.insert(row.id.clone());
                 }
-                counters.recount.insert(row.id.clone());
-                index.insert(row.id.clone(), created.len());
-                created.push(Some(row));
+                self.insert(row);
             }
             E::ParticipantRemoved { conversation_id, user_id, .. } => {
                 let id = participant_row_id(conversation_id, *user_id);
-                counters.recount.remove(&id);
-                counters.read_marks.remove(&id);
-                counters.joined_existing.remove(&id);
-                match index.remove(&id) {
-                    Some(i) => created[i] = None,
-                    None => {
-                        sqlx::query(&format!("DELETE FROM {table} WHERE id = ?")).bind(id).execute(&mut *conn).await?;
-                    }
+                self.counters.recount.remove(&id);
+                self.counters.read_marks.remove(&id);
+                self.counters.joined_existing.remove(&id);
+                match self.index.remove(&id) {
+                    Some(i) => self.created[i] = None,
+                    None => self.changes.push(Change::Remove(id)),
                 }
             }
             E::ParticipantRoleChanged { conversation_id, user_id, role, .. } => {
-                set_role(conn, table, &index, &mut created, participant_row_id(conversation_id, *user_id), *role).await?;
+                self.set_role(participant_row_id(conversation_id, *user_id), *role);
             }
             E::OwnershipTransferred { conversation_id, previous_owner, new_owner } => {
-                set_role(conn, table, &index, &mut created, participant_row_id(conversation_id, *previous_owner), Role::Admin).await?;
-                set_role(conn, table, &index, &mut created, participant_row_id(conversation_id, *new_owner), Role::Owner).await?;
+                self.set_role(participant_row_id(conversation_id, *previous_owner), Role::Admin);
+                self.set_role(participant_row_id(conversation_id, *new_owner), Role::Owner);
             }
             E::ParticipantSettingsChanged { conversation_id, user_id, is_muted, notifications_enabled } => {
                 let id = participant_row_id(conversation_id, *user_id);
-                match index.get(&id).and_then(|&i| created[i].as_mut()) {
+                match self.row_mut(&id) {
                     Some(row) => {
                         row.is_muted = *is_muted;
                         row.notifications_enabled = *notifications_enabled;
                     }
-                    None => {
-                        sqlx::query(&format!("UPDATE {table} SET is_muted = ?, notifications_enabled = ? WHERE id = ?"))
-                            .bind(is_muted)
-                            .bind(notifications_enabled)
-                            .bind(id)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
+                    None => self.changes.push(Change::Settings(id, *is_muted, *notifications_enabled)),
                 }
             }
             E::ConversationArchived { conversation_id, .. } | E::ConversationUnarchived { conversation_id, .. } => {
                 let archived = matches!(event, E::ConversationArchived { .. });
                 let conversation = conversation_id.to_string();
-                if let Some(flag) = new_conversations.get_mut(&conversation) {
-                    *flag = archived;
+                match self.new_conversations.get_mut(&conversation) {
+                    Some(new) => new.archived = archived,
+                    // Rows that joined in this batch copy the final flag after their insert.
+                    None => self.changes.push(Change::Archived(conversation, archived)),
                 }
-                for row in created.iter_mut().flatten().filter(|r| r.conversation_id == conversation) {
-                    row.conversation_archived = archived;
-                }
-                sqlx::query(&format!("UPDATE {table} SET conversation_archived = ? WHERE conversation_id = ?"))
-                    .bind(archived)
-                    .bind(conversation)
-                    .execute(&mut *conn)
-                    .await?;
             }
-            E::MessageSent { conversation_id, sender_id, .. } => {
+            E::MessageSent { conversation_id, message_id, sender_id, seq, .. } => {
                 let conversation = conversation_id.to_string();
-                let entry = counters.sent.entry(conversation.clone()).or_insert((0, t));
+                if let Some(new) = self.new_conversations.get_mut(&conversation) {
+                    new.by_id.insert(message_id.to_string(), new.messages.len());
+                    new.messages.push(SentMessage { seq: *seq, sender: sender_id.get(), deleted: false });
+                    new.last_message_at = Some(t);
+                    return;
+                }
+                let entry = self.counters.sent.entry(conversation.clone()).or_insert((0, t));
                 entry.0 += 1;
                 entry.1 = t;
-                counters.own.entry(participant_row_id(conversation_id, *sender_id)).or_insert((conversation, 0)).1 += 1;
+                self.counters.own.entry(participant_row_id(conversation_id, *sender_id)).or_insert((conversation, 0)).1 += 1;
             }
             E::MessageDeleted { conversation_id, message_id, .. } => {
-                counters.deleted.entry(conversation_id.to_string()).or_default().push(message_id.to_string());
+                let conversation = conversation_id.to_string();
+                let message = message_id.to_string();
+                match self.new_conversations.get_mut(&conversation) {
+                    Some(new) => {
+                        if let Some(&i) = new.by_id.get(&message) {
+                            new.messages[i].deleted = true;
+                        }
+                    }
+                    None => self.counters.deleted.entry(conversation).or_default().push(message),
+                }
             }
             E::MessagesRead { conversation_id, user_id, message_id } => {
                 let id = participant_row_id(conversation_id, *user_id);
-                counters.read_marks.insert(id.clone(), message_id.to_string());
-                counters.recount.insert(id);
+                let message = message_id.to_string();
+                let seq = self.new_conversations.get(&conversation_id.to_string()).and_then(|new| new.by_id.get(&message).map(|&i| new.messages[i].seq));
+                match (seq, self.index.get(&id).and_then(|&i| self.created[i].as_mut())) {
+                    (Some(seq), Some(row)) => {
+                        row.last_read_message_id = Some(message);
+                        row.last_read_seq = seq;
+                    }
+                    _ => {
+                        self.counters.read_marks.insert(id.clone(), message);
+                        self.counters.recount.insert(id);
+                    }
+                }
             }
             _ => {}
         }
     }
 
-    let rows: Vec<Row> = created.into_iter().flatten().collect();
-    sql::insert_rows(
-        conn,
-        table,
-        "id, conversation_id, user_id, role, joined_at, is_muted, notifications_enabled, conversation_archived, last_activity_at",
-        &rows,
-        "",
-        &|row, r: &Row| {
-            row.push_bind(r.id.clone())
-                .push_bind(r.conversation_id.clone())
-                .push_bind(r.user_id)
-                .push_bind(r.role)
-                .push_bind(r.joined_at)
-                .push_bind(r.is_muted)
-                .push_bind(r.notifications_enabled)
-                .push_bind(r.conversation_archived)
-                .push_bind(r.last_activity_at);
-        },
-    )
-    .await?;
-    apply_counters(conn, tables, counters).await
+    fn insert(&mut self, row: Row) {
+        self.index.insert(row.id.clone(), self.created.len());
+        self.created.push(Some(row));
+    }
+
+    fn row_mut(&mut self, id: &str) -> Option<&mut Row> {
+        self.index.get(id).and_then(|&i| self.created[i].as_mut())
+    }
+
+    fn set_role(&mut self, id: String, role: Role) {
+        match self.row_mut(&id) {
+            Some(row) => row.role = role_name(role),
+            None => self.changes.push(Change::Role(id, role_name(role))),
+        }
+    }
+
+    /// Writes the batch: changes to earlier rows in event order and their
+    /// counters, then the new rows, then what new rows of earlier
+    /// conversations copy or count from the tables.
+    pub async fn flush(self, conn: &mut MySqlConnection, tables: &Tables) -> Result<(), sqlx::Error> {
+        let table = &tables.participants;
+        let remove = format!("DELETE FROM {table} WHERE id = ?");
+        let set_role = format!("UPDATE {table} SET role = ? WHERE id = ?");
+        let set_settings = format!("UPDATE {table} SET is_muted = ?, notifications_enabled = ? WHERE id = ?");
+        let set_archived = format!("UPDATE {table} SET conversation_archived = ? WHERE conversation_id = ?");
+        for change in self.changes {
+            let statement = match change {
+                Change::Remove(id) => sqlx::query(&remove).bind(id),
+                Change::Role(id, role) => sqlx::query(&set_role).bind(role).bind(id),
+                Change::Settings(id, muted, notifications) => sqlx::query(&set_settings).bind(muted).bind(notifications).bind(id),
+                Change::Archived(conversation, archived) => sqlx::query(&set_archived).bind(archived).bind(conversation),
+            };
+            statement.execute(&mut *conn).await?;
+        }
+        apply_counters(conn, tables, &self.counters).await?;
+        insert_new_rows(conn, table, self.created.into_iter().flatten(), &self.new_conversations).await?;
+        apply_joins_and_marks(conn, tables, self.counters).await
+    }
 }
 
-fn new_row(conversation: &ConversationId, user: UserId, role: Role, t: DateTime<Utc>, archived: bool) -> Row {
+fn new_row(conversation: &ConversationId, user: UserId, role: Role, t: DateTime<Utc>) -> Row {
     Row {
         id: participant_row_id(conversation, user),
         conversation_id: conversation.to_string(),
         user_id: user.get(),
         role: role_name(role),
         joined_at: t,
+        last_read_message_id: None,
+        last_read_seq: 0,
         is_muted: false,
         notifications_enabled: true,
-        conversation_archived: archived,
-        last_activity_at: t,
     }
 }
 
-async fn set_role(
+/// Rows created in the batch; those of new conversations complete, the
+/// others completed by `apply_joins_and_marks`.
+async fn insert_new_rows(
     conn: &mut MySqlConnection,
     table: &str,
-    index: &HashMap<String, usize>,
-    created: &mut [Option<Row>],
-    id: String,
-    role: Role,
+    rows: impl Iterator<Item = Row>,
+    new_conversations: &HashMap<String, NewConversation>,
 ) -> Result<(), sqlx::Error> {
-    match index.get(&id).and_then(|&i| created[i].as_mut()) {
-        Some(row) => row.role = role_name(role),
-        None => {
-            sqlx::query(&format!("UPDATE {table} SET role = ? WHERE id = ?")).bind(role_name(role)).bind(id).execute(&mut *conn).await?;
-        }
-    }
-    Ok(())
+    let complete: Vec<(Row, bool, DateTime<Utc>, i64)> = rows
+        .map(|row| match new_conversations.get(&row.conversation_id) {
+            Some(c) => {
+                let unread = c.unread(row.user_id, row.last_read_seq);
+                (row, c.archived, c.last_message_at.unwrap_or(c.created_at), unread)
+            }
+            None => {
+                let joined = row.joined_at;
+                (row, false, joined, 0)
+            }
+        })
+        .collect();
+    sql::insert_rows(
+        conn,
+        table,
+        "id, conversation_id, user_id, role, joined_at, last_read_message_id, last_read_seq, is_muted, notifications_enabled, \
+         conversation_archived, last_activity_at, unread_count",
+        &complete,
+        "",
+        &|q, (r, archived, activity, unread)| {
+            q.push_bind(r.id.clone())
+                .push_bind(r.conversation_id.clone())
+                .push_bind(r.user_id)
+                .push_bind(r.role)
+                .push_bind(r.joined_at)
+                .push_bind(r.last_read_message_id.clone())
+                .push_bind(r.last_read_seq)
+                .push_bind(r.is_muted)
+                .push_bind(r.notifications_enabled)
+                .push_bind(*archived)
+                .push_bind(*activity)
+                .push_bind(*unread);
+        },
+    )
+    .await
 }
 
-/// The end of the batch: activity and counters, then read marks and recounts.
-async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: Counters) -> Result<(), sqlx::Error> {
+/// Sends and deletes in earlier conversations, before the batch's new rows
+/// exist (those are counted on their own).
+async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: &Counters) -> Result<(), sqlx::Error> {
     let table = &tables.participants;
-    // Members who joined an existing conversation take its archive flag and activity.
-    if !c.joined_existing.is_empty() {
-        let mut q = QueryBuilder::<MySql>::new(format!(
-            "UPDATE {table} t JOIN {} c ON c.id = t.conversation_id \
-             SET t.conversation_archived = c.is_archived, t.last_activity_at = COALESCE(c.last_message_at, c.created_at) WHERE t.id",
-            tables.conversations
-        ));
-        sql::push_in(&mut q, c.joined_existing.iter().cloned());
-        q.build().persistent(false).execute(&mut *conn).await?;
-    }
     // Sends: +n for every member, -own for the senders, and the activity time; one statement per chunk.
-    let sent: Vec<(String, i64, DateTime<Utc>)> = c.sent.into_iter().map(|(id, (n, at))| (id, n, at)).collect();
+    let sent: Vec<(&String, i64, DateTime<Utc>)> = c.sent.iter().map(|(id, (n, at))| (id, *n, *at)).collect();
     for chunk in sent.chunks(sql::CASE_CHUNK) {
         let conversations: std::collections::HashSet<&str> = chunk.iter().map(|(id, _, _)| id.as_str()).collect();
         let own: Vec<(String, i64)> = c
@@ -251,13 +341,13 @@ async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: Counters
             .map(|(row, (_, n))| (row.clone(), *n))
             .collect();
         let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} SET unread_count = unread_count + "));
-        sql::push_case(&mut q, "conversation_id", chunk.iter().map(|(id, n, _)| (id.clone(), *n)), "0");
+        sql::push_case(&mut q, "conversation_id", chunk.iter().map(|(id, n, _)| ((*id).clone(), *n)), "0");
         q.push(" - ");
         sql::push_case(&mut q, "id", own, "0");
         q.push(format!(", last_activity_at = GREATEST(COALESCE(last_activity_at, {}), ", sql::EPOCH));
-        sql::push_case(&mut q, "conversation_id", chunk.iter().map(|(id, _, at)| (id.clone(), *at)), "last_activity_at");
+        sql::push_case(&mut q, "conversation_id", chunk.iter().map(|(id, _, at)| ((*id).clone(), *at)), "last_activity_at");
         q.push(") WHERE conversation_id");
-        sql::push_in(&mut q, chunk.iter().map(|(id, _, _)| id.clone()));
+        sql::push_in(&mut q, chunk.iter().map(|(id, _, _)| (*id).clone()));
         q.build().persistent(false).execute(&mut *conn).await?;
     }
     for (conversation, messages) in &c.deleted {
@@ -271,7 +361,23 @@ async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: Counters
         q.push(") WHERE t.conversation_id = ").push_bind(conversation.clone());
         q.build().persistent(false).execute(&mut *conn).await?;
     }
-    // Read marks: the message, and its seq from MESSAGES.
+    Ok(())
+}
+
+/// Members who joined an earlier conversation copy its archive flag and
+/// activity; read marks set with their message's seq; unread recounted.
+async fn apply_joins_and_marks(conn: &mut MySqlConnection, tables: &Tables, c: Counters) -> Result<(), sqlx::Error> {
+    let table = &tables.participants;
+    let joined: Vec<String> = c.joined_existing.into_iter().collect();
+    for chunk in joined.chunks(sql::CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new(format!(
+            "UPDATE {table} t JOIN {} c ON c.id = t.conversation_id \
+             SET t.conversation_archived = c.is_archived, t.last_activity_at = COALESCE(c.last_message_at, c.created_at) WHERE t.id",
+            tables.conversations
+        ));
+        sql::push_in(&mut q, chunk.iter().cloned());
+        q.build().persistent(false).execute(&mut *conn).await?;
+    }
     let marks: Vec<(String, String)> = c.read_marks.into_iter().collect();
     for chunk in marks.chunks(sql::CASE_CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} cp SET last_read_message_id = "));

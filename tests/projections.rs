@@ -109,6 +109,34 @@ async fn a_projector_killed_mid_batch_then_restarted_gives_the_same_tables() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tables_do_not_depend_on_where_batches_end() {
+    let writer = spawn_app_with_roles(&[Role::Api, Role::Publisher]).await;
+    build_history(&writer).await;
+    let head = writer.event_count().await as u32;
+    let stored = chat::event_store::EventReader::new(writer.pool.clone()).events_after(0, head).await.unwrap();
+    let events: Vec<ProjectedEvent> = stored.iter().map(|e| ProjectedEvent::from_stored(e).unwrap()).collect();
+
+    // One batch for the whole log: every row is built in memory.
+    chat::projections::rebuild::rebuild(&writer.pool, |_, _| {}).await.unwrap();
+    let whole = writer.read_model_rows().await;
+    assert!(whole.iter().all(|(_, rows)| !rows.is_empty()), "every table has rows");
+
+    // Small batches: rows of earlier batches are changed by SQL.
+    for size in [1, 2, 5, 11] {
+        let mut conn = sqlx::MySqlConnection::connect(&writer.database_url).await.unwrap();
+        for table in ["MESSAGE_REACTIONS", "MESSAGES", "CONVERSATION_PARTICIPANTS", "CONVERSATIONS", "POSTINGS", "app_users"] {
+            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut conn).await.unwrap();
+        }
+        for batch in events.chunks(size) {
+            let mut tx = conn.begin().await.unwrap();
+            apply_batch(&mut tx, &Tables::live(), batch).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(writer.read_model_rows().await, whole, "batches of {size} give the tables of one batch");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_delivered_twice_changes_nothing() {
     let app = spawn_app().await;
     build_history(&app).await;
