@@ -1,8 +1,10 @@
 //! `chat projections rebuild`: rebuilds every read model from the event log
 //! while the API stays up. Builds fresh shadow tables (same definitions as the
-//! live ones), applies the whole log to them in large batches (each with its
-//! checkpoint), then, holding the apply lock, catches up with the last events
-//! and swaps the shadow tables in with one atomic RENAME TABLE.
+//! live ones, but only their primary keys at first), folds the whole log into
+//! them in huge batches (each written with its checkpoint, mostly by bulk
+//! inserts), adds the secondary and foreign keys (sorted index builds), then,
+//! holding the apply lock, catches up with the last events and swaps the
+//! shadow tables in with one atomic RENAME TABLE.
 
 use std::time::{Duration, Instant};
 
@@ -46,18 +48,21 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
     // order: checking each inserted row's references again only costs time.
     sqlx::query("SET SESSION foreign_key_checks = 0").execute(&mut conn).await?;
     let shadow = Tables::with_suffix(SHADOW);
-    create_shadow_tables(&mut conn).await?;
+    let mut incomplete = Some(create_shadow_tables(&mut conn).await?);
 
     let mut position = 0;
     let mut events = 0;
     loop {
         let head = reader.head().await?;
-        let applied = apply_from_log(&mut conn, &reader, &shadow, position, head, &mut progress).await?;
+        let applied = apply_from_log(&mut conn, &reader, &shadow, position, head, &mut incomplete, &mut progress).await?;
         events += applied.0;
         position = applied.1;
         if position >= head {
             break;
         }
+    }
+    if let Some(definitions) = incomplete.take() {
+        complete_shadow_tables(&mut conn, &definitions).await?;
     }
 
     // Catch up with what was appended meanwhile and swap, with the live projector paused.
@@ -71,7 +76,7 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
             if position >= head {
                 break;
             }
-            let applied = apply_from_log(&mut conn, &reader, &shadow, position, head, &mut progress).await?;
+            let applied = apply_from_log(&mut conn, &reader, &shadow, position, head, &mut None, &mut progress).await?;
             events += applied.0;
             position = applied.1;
         }
@@ -87,13 +92,16 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
 }
 
 /// Applies batches from `position` up to `head`, reporting `progress` after
-/// each; answers (events applied, new position).
+/// each chunk read; answers (events applied, new position). The first batch
+/// written to `incomplete` tables completes their definitions: later batches
+/// change rows through their keys.
 async fn apply_from_log(
     conn: &mut MySqlConnection,
     reader: &EventReader,
     tables: &Tables,
     mut position: u64,
     head: u64,
+    incomplete: &mut Option<Vec<ShadowDdl>>,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<(u64, u64), ProjectionError> {
     let mut applied = 0;
@@ -109,6 +117,9 @@ async fn apply_from_log(
         position = last;
         if batch.len() >= REBUILD_BATCH {
             applied += write(conn, tables, std::mem::take(&mut batch)).await?;
+            if let Some(definitions) = incomplete.take() {
+                complete_shadow_tables(conn, &definitions).await?;
+            }
         }
         progress(position, head);
     }
@@ -129,18 +140,73 @@ async fn write(conn: &mut MySqlConnection, tables: &Tables, batch: Batch) -> Res
     Ok(events)
 }
 
-/// Creates empty shadow tables with the live tables' definitions (columns,
-/// keys, and foreign keys pointing at the other shadow tables).
-async fn create_shadow_tables(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
+/// A shadow table's definition, split so that its secondary keys and foreign
+/// keys are added after the bulk load: InnoDB builds an index from sorted
+/// rows far faster than it maintains it through a million random inserts.
+#[derive(Debug, PartialEq)]
+struct ShadowDdl {
+    /// `CREATE TABLE` with the columns and the primary key.
+    create: String,
+    /// `ALTER TABLE ... ADD KEY ...`, if the table has secondary keys.
+    add_keys: Option<String>,
+    /// `ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY ...`, if it has foreign keys.
+    add_foreign_keys: Option<String>,
+}
+
+/// Creates empty shadow tables with the live tables' columns and primary
+/// keys; answers the statements that add the rest of their definitions.
+async fn create_shadow_tables(conn: &mut MySqlConnection) -> Result<Vec<ShadowDdl>, sqlx::Error> {
     for table in LIVE.iter().rev() {
         sqlx::query(&format!("DROP TABLE IF EXISTS `{table}{SHADOW}`")).execute(&mut *conn).await?;
     }
     let generation = chrono::Utc::now().timestamp_millis();
+    let mut definitions = Vec::new();
     for table in LIVE {
         let (_, ddl): (String, String) = sqlx::query_as(&format!("SHOW CREATE TABLE `{table}`")).fetch_one(&mut *conn).await?;
-        sqlx::query(&shadow_ddl(&ddl, generation)).execute(&mut *conn).await?;
+        let shadow = split_ddl(&format!("{table}{SHADOW}"), &shadow_ddl(&ddl, generation));
+        sqlx::query(&shadow.create).execute(&mut *conn).await?;
+        definitions.push(shadow);
+    }
+    Ok(definitions)
+}
+
+/// Adds the secondary keys, then the foreign keys (their indexes exist by then).
+async fn complete_shadow_tables(conn: &mut MySqlConnection, definitions: &[ShadowDdl]) -> Result<(), sqlx::Error> {
+    for statement in definitions.iter().filter_map(|d| d.add_keys.as_ref()) {
+        sqlx::query(statement).execute(&mut *conn).await?;
+    }
+    for statement in definitions.iter().filter_map(|d| d.add_foreign_keys.as_ref()) {
+        sqlx::query(statement).execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Splits `SHOW CREATE TABLE` output (one definition per line) into the
+/// table with its primary key, its secondary keys and its foreign keys.
+fn split_ddl(table: &str, ddl: &str) -> ShadowDdl {
+    let mut kept = Vec::new();
+    let mut keys = Vec::new();
+    let mut foreign_keys = Vec::new();
+    for line in ddl.lines() {
+        let definition = line.trim().trim_end_matches(',');
+        if definition.starts_with("KEY ") || definition.starts_with("UNIQUE KEY ") {
+            keys.push(format!("ADD {definition}"));
+        } else if definition.starts_with("CONSTRAINT ") && definition.contains(" FOREIGN KEY ") {
+            foreign_keys.push(format!("ADD {definition}"));
+        } else {
+            kept.push(line.to_owned());
+        }
+    }
+    // The last definition before the closing parenthesis loses its comma.
+    if let Some(close) = kept.iter().rposition(|l| l.starts_with(')')) {
+        if let Some(last) = close.checked_sub(1).and_then(|i| kept.get_mut(i)) {
+            if let Some(stripped) = last.strip_suffix(',') {
+                *last = stripped.to_owned();
+            }
+        }
+    }
+    let alter = |parts: Vec<String>| (!parts.is_empty()).then(|| format!("ALTER TABLE `{table}` {}", parts.join(", ")));
+    ShadowDdl { create: kept.join("\n"), add_keys: alter(keys), add_foreign_keys: alter(foreign_keys) }
 }
 
 /// Rewrites a live table's DDL for its shadow: table names get the shadow
@@ -180,6 +246,20 @@ async fn swap(conn: &mut MySqlConnection, position: u64) -> Result<(), Projectio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_ddl_defers_secondary_and_foreign_keys() {
+        let ddl = "CREATE TABLE `M` (\n  `id` char(36) NOT NULL,\n  `c` char(36) NOT NULL CHECK (json_valid(`c`)),\n  PRIMARY KEY (`id`),\n  \
+                   UNIQUE KEY `uq` (`c`,`id`),\n  KEY `ix` (`c`),\n  CONSTRAINT `fk` FOREIGN KEY (`c`) REFERENCES `C` (`id`) ON DELETE CASCADE\n) ENGINE=InnoDB";
+        let split = split_ddl("M", ddl);
+        assert_eq!(split.create, "CREATE TABLE `M` (\n  `id` char(36) NOT NULL,\n  `c` char(36) NOT NULL CHECK (json_valid(`c`)),\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB");
+        assert_eq!(split.add_keys.as_deref(), Some("ALTER TABLE `M` ADD UNIQUE KEY `uq` (`c`,`id`), ADD KEY `ix` (`c`)"));
+        assert_eq!(
+            split.add_foreign_keys.as_deref(),
+            Some("ALTER TABLE `M` ADD CONSTRAINT `fk` FOREIGN KEY (`c`) REFERENCES `C` (`id`) ON DELETE CASCADE")
+        );
+        assert_eq!(split_ddl("P", "CREATE TABLE `P` (\n  `id` int,\n  PRIMARY KEY (`id`)\n)").add_keys, None);
+    }
 
     #[test]
     fn shadow_ddl_renames_tables_and_constraints() {

@@ -69,9 +69,11 @@ async fn rebuild_equals_live_and_the_api_stays_up() {
         let answer = app.call(Method::GET, "/conversations", 1, None).await;
         assert_eq!(answer.status, StatusCode::OK);
     }
+    let keys_before = read_model_keys(&app).await;
     let report = rebuild.await.unwrap().expect("rebuild");
     assert_eq!(report.position, app.event_count().await as u64);
     assert_eq!(app.read_model_rows().await, live, "rebuilt tables equal the live ones, row for row");
+    assert_eq!(read_model_keys(&app).await, keys_before, "the same keys and foreign keys");
 
     // And the live projector carries on on the swapped tables.
     let c = app.create_group(1, &[2]).await;
@@ -202,4 +204,27 @@ async fn main_queries_use_their_indexes() {
     assert!(reactions.iter().any(|(_, key)| key.starts_with("ix_reactions") || key.starts_with("uq_reactions")), "{reactions:?}");
     let members = explain("SELECT user_id FROM CONVERSATION_PARTICIPANTS WHERE conversation_id IN ('a', 'b')").await;
     assert!(members.iter().any(|(_, key)| key == "uq_participants_conversation_user"), "{members:?}");
+}
+
+/// Every index (with its columns) and foreign key of the read-model tables,
+/// constraint names without their rebuild generation.
+async fn read_model_keys(app: &TestApp) -> Vec<String> {
+    let mut keys: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(CONCAT(table_name, '.', index_name, ':', non_unique, ':', GROUP_CONCAT(column_name ORDER BY seq_in_index)) AS CHAR) \
+         FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name NOT LIKE '%\\_\\_%' \
+         GROUP BY table_name, index_name, non_unique",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let foreign: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(CONCAT(table_name, '.', SUBSTRING_INDEX(constraint_name, '__g', 1), '->', referenced_table_name, ':', delete_rule) AS CHAR) \
+         FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE()",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    keys.extend(foreign);
+    keys.sort();
+    keys
 }
