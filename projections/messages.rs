@@ -121,6 +121,18 @@ impl Batch {
         }
     }
 
+    /// Splits off the later half of the new rows as a batch of its own, so
+    /// two connections can insert them; only when there is nothing else to
+    /// write (no changes to earlier rows, which are ordered).
+    pub fn split_off_half(&mut self) -> Option<Batch> {
+        if !self.changes.is_empty() || self.created.len() < 2 * sql::CHUNK {
+            return None;
+        }
+        let later = self.created.split_off(self.created.len() / 2);
+        self.index.clear();
+        Some(Batch { created: later, index: HashMap::new(), changes: Vec::new() })
+    }
+
     /// Writes the batch: changes to earlier rows in event order, then the new rows.
     pub async fn flush(self, conn: &mut MySqlConnection, tables: &Tables) -> Result<(), sqlx::Error> {
         let table = &tables.messages;

@@ -227,6 +227,12 @@ impl Batch {
         }
     }
 
+    /// Whether writing the batch reads MESSAGES (to count or to find a seq).
+    pub fn reads_messages(&self) -> bool {
+        let c = &self.counters;
+        !(c.deleted.is_empty() && c.read_marks.is_empty() && c.recount.is_empty())
+    }
+
     fn insert(&mut self, row: Row) {
         self.index.insert(row.id.clone(), self.created.len());
         self.created.push(Some(row));

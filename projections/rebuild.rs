@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, MySqlConnection, MySqlPool};
+use sqlx::{MySqlConnection, MySqlPool};
 
 use super::tables::LIVE;
 use super::worker::APPLY_LOCK;
@@ -24,6 +24,8 @@ pub const REBUILD_BATCH: usize = 2_000_000;
 const SHADOW: &str = "__rebuild";
 const OLD: &str = "__old";
 const REBUILD_CHECKPOINT: &str = "rebuild";
+/// The table that holds most rows of any history.
+const MESSAGES: &str = "MESSAGES";
 
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy)]
@@ -43,10 +45,7 @@ impl RebuildReport {
 pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Result<RebuildReport, ProjectionError> {
     let started = Instant::now();
     let reader = EventReader::new(pool.clone());
-    let mut conn = pool.acquire().await?.detach();
-    // The shadow tables are filled from a consistent log, in foreign-key
-    // order: checking each inserted row's references again only costs time.
-    sqlx::query("SET SESSION foreign_key_checks = 0").execute(&mut conn).await?;
+    let mut conn = shadow_connection(pool).await?;
     let shadow = Tables::with_suffix(SHADOW);
     let mut incomplete = Some(create_shadow_tables(&mut conn).await?);
 
@@ -54,7 +53,7 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
     let mut events = 0;
     loop {
         let head = reader.head().await?;
-        let applied = apply_from_log(&mut conn, &reader, &shadow, position, head, &mut incomplete, &mut progress).await?;
+        let applied = apply_from_log(pool, &reader, &shadow, position, head, &mut incomplete, &mut progress).await?;
         events += applied.0;
         position = applied.1;
         if position >= head {
@@ -62,8 +61,9 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
         }
     }
     if let Some(definitions) = incomplete.take() {
-        complete_shadow_tables(&mut conn, &definitions).await?;
+        complete_shadow_tables(pool, &definitions).await?;
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "rebuild: shadow tables complete");
 
     // Catch up with what was appended meanwhile and swap, with the live projector paused.
     let locked: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({APPLY_LOCK}, 60)")).fetch_one(&mut conn).await?;
@@ -76,7 +76,7 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
             if position >= head {
                 break;
             }
-            let applied = apply_from_log(&mut conn, &reader, &shadow, position, head, &mut None, &mut progress).await?;
+            let applied = apply_from_log(pool, &reader, &shadow, position, head, &mut None, &mut progress).await?;
             events += applied.0;
             position = applied.1;
         }
@@ -94,9 +94,10 @@ pub async fn rebuild(pool: &MySqlPool, mut progress: impl FnMut(u64, u64)) -> Re
 /// Applies batches from `position` up to `head`, reporting `progress` after
 /// each chunk read; answers (events applied, new position). The first batch
 /// written to `incomplete` tables completes their definitions: later batches
-/// change rows through their keys.
+/// change rows through their keys. The log is read and decoded one chunk
+/// ahead of the fold, so the database reads while this process decodes.
 async fn apply_from_log(
-    conn: &mut MySqlConnection,
+    pool: &MySqlPool,
     reader: &EventReader,
     tables: &Tables,
     mut position: u64,
@@ -104,40 +105,121 @@ async fn apply_from_log(
     incomplete: &mut Option<Vec<ShadowDdl>>,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<(u64, u64), ProjectionError> {
+    let (chunks, mut received) = tokio::sync::mpsc::channel(2);
+    let read_ahead = tokio::spawn(read_chunks(reader.clone(), position, head, chunks));
     let mut applied = 0;
     let mut batch = Batch::default();
-    while position < head {
-        let stored = reader.events_after(position, READ_CHUNK).await?;
-        let Some(last) = stored.last().map(|e| e.position) else {
-            break;
-        };
-        for event in &stored {
-            batch.fold(&ProjectedEvent::from_stored(event)?);
+    while let Some(chunk) = received.recv().await {
+        for event in &chunk? {
+            batch.fold(event);
+            position = event.position;
         }
-        position = last;
         if batch.len() >= REBUILD_BATCH {
-            applied += write(conn, tables, std::mem::take(&mut batch)).await?;
-            if let Some(definitions) = incomplete.take() {
-                complete_shadow_tables(conn, &definitions).await?;
-            }
+            applied += write(pool, tables, std::mem::take(&mut batch), incomplete).await?;
         }
         progress(position, head);
     }
-    applied += write(conn, tables, batch).await?;
+    read_ahead.abort();
+    applied += write(pool, tables, batch, incomplete).await?;
     Ok((applied, position))
 }
 
-/// Writes a folded batch with the rebuild's checkpoint; answers its events.
-async fn write(conn: &mut MySqlConnection, tables: &Tables, batch: Batch) -> Result<u64, ProjectionError> {
+/// Reads and decodes the log from `position` up to `head` in chunks.
+async fn read_chunks(
+    reader: EventReader,
+    mut position: u64,
+    head: u64,
+    chunks: tokio::sync::mpsc::Sender<Result<Vec<ProjectedEvent>, ProjectionError>>,
+) {
+    while position < head {
+        let decoded = match reader.events_after(position, READ_CHUNK).await {
+            Ok(stored) if stored.is_empty() => return,
+            Ok(stored) => stored.iter().map(ProjectedEvent::from_stored).collect::<Result<Vec<_>, _>>(),
+            Err(e) => Err(e.into()),
+        };
+        let failed = decoded.is_err();
+        if let Ok(events) = &decoded {
+            position = events.last().map_or(head, |e| e.position);
+        }
+        if chunks.send(decoded).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Writes a folded batch, then the rebuild's checkpoint; answers its events.
+/// No transaction encloses it: the shadow tables are read by nobody until the
+/// swap, and a rebuild that fails is started again from nothing. Tables that
+/// are still `incomplete` get their keys as soon as their rows are in.
+async fn write(pool: &MySqlPool, tables: &Tables, batch: Batch, incomplete: &mut Option<Vec<ShadowDdl>>) -> Result<u64, ProjectionError> {
     let Some(last) = batch.last_position() else {
         return Ok(0);
     };
     let events = batch.len() as u64;
-    let mut tx = conn.begin().await?;
-    batch.flush(&mut tx, tables).await?;
-    save_checkpoint(&mut tx, REBUILD_CHECKPOINT, last).await?;
-    tx.commit().await?;
+    let started = Instant::now();
+    match incomplete.take() {
+        Some(definitions) if !batch.participants.reads_messages() => write_and_complete(pool, tables, batch, &definitions).await?,
+        definitions => {
+            let mut conn = shadow_connection(pool).await?;
+            batch.flush(&mut conn, tables).await?;
+            if let Some(definitions) = definitions {
+                complete_shadow_tables(pool, &definitions).await?;
+            }
+        }
+    }
+    save_checkpoint(&mut *pool.acquire().await?, REBUILD_CHECKPOINT, last).await?;
+    tracing::debug!(events, elapsed = ?started.elapsed(), "rebuild: batch written");
     Ok(events)
+}
+
+/// The first batch, into tables with primary keys only, on two connections:
+/// each inserts half of the MESSAGES rows (the bulk of any history); then one
+/// builds MESSAGES' keys while the other writes the remaining tables and
+/// builds theirs; the foreign keys last.
+async fn write_and_complete(pool: &MySqlPool, tables: &Tables, batch: Batch, definitions: &[ShadowDdl]) -> Result<(), ProjectionError> {
+    let Batch { users, postings, conversations, mut messages, reactions, participants, .. } = batch;
+    let later_messages = messages.split_off_half();
+    let (messages_ddl, others_ddl): (Vec<&ShadowDdl>, Vec<&ShadowDdl>) = definitions.iter().partition(|d| d.table == MESSAGES);
+    let (later_written, later_done) = tokio::sync::oneshot::channel::<()>();
+    let messages_lane = async {
+        let mut conn = shadow_connection(pool).await?;
+        messages.flush(&mut conn, tables).await?;
+        // The other half must be in before the keys are built.
+        let _ = later_done.await;
+        add_keys(&mut conn, &messages_ddl).await?;
+        Ok::<_, ProjectionError>(())
+    };
+    let others_lane = async {
+        let mut conn = shadow_connection(pool).await?;
+        let written = async {
+            if let Some(later) = later_messages {
+                later.flush(&mut conn, tables).await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        drop(later_written);
+        written?;
+        users.flush(&mut conn, tables).await?;
+        postings.flush(&mut conn, tables).await?;
+        conversations.flush(&mut conn, tables).await?;
+        reactions.flush(&mut conn, tables).await?;
+        participants.flush(&mut conn, tables).await?;
+        add_keys(&mut conn, &others_ddl).await?;
+        Ok(())
+    };
+    tokio::try_join!(messages_lane, others_lane)?;
+    add_foreign_keys(pool, definitions).await?;
+    Ok(())
+}
+
+/// A connection for writing shadow tables. They are filled from a consistent
+/// log in an order that keeps their references valid, so checking each
+/// inserted row's foreign keys again only costs time.
+async fn shadow_connection(pool: &MySqlPool) -> Result<MySqlConnection, sqlx::Error> {
+    let mut conn = pool.acquire().await?.detach();
+    sqlx::query("SET SESSION foreign_key_checks = 0").execute(&mut conn).await?;
+    Ok(conn)
 }
 
 /// A shadow table's definition, split so that its secondary keys and foreign
@@ -145,6 +227,8 @@ async fn write(conn: &mut MySqlConnection, tables: &Tables, batch: Batch) -> Res
 /// rows far faster than it maintains it through a million random inserts.
 #[derive(Debug, PartialEq)]
 struct ShadowDdl {
+    /// The live table's name.
+    table: &'static str,
     /// `CREATE TABLE` with the columns and the primary key.
     create: String,
     /// `ALTER TABLE ... ADD KEY ...`, if the table has secondary keys.
@@ -163,7 +247,7 @@ async fn create_shadow_tables(conn: &mut MySqlConnection) -> Result<Vec<ShadowDd
     let mut definitions = Vec::new();
     for table in LIVE {
         let (_, ddl): (String, String) = sqlx::query_as(&format!("SHOW CREATE TABLE `{table}`")).fetch_one(&mut *conn).await?;
-        let shadow = split_ddl(&format!("{table}{SHADOW}"), &shadow_ddl(&ddl, generation));
+        let shadow = split_ddl(table, &shadow_ddl(&ddl, generation));
         sqlx::query(&shadow.create).execute(&mut *conn).await?;
         definitions.push(shadow);
     }
@@ -171,19 +255,32 @@ async fn create_shadow_tables(conn: &mut MySqlConnection) -> Result<Vec<ShadowDd
 }
 
 /// Adds the secondary keys, then the foreign keys (their indexes exist by then).
-async fn complete_shadow_tables(conn: &mut MySqlConnection, definitions: &[ShadowDdl]) -> Result<(), sqlx::Error> {
+async fn complete_shadow_tables(pool: &MySqlPool, definitions: &[ShadowDdl]) -> Result<(), sqlx::Error> {
+    let mut conn = shadow_connection(pool).await?;
+    add_keys(&mut conn, &definitions.iter().collect::<Vec<_>>()).await?;
+    add_foreign_keys(pool, definitions).await
+}
+
+/// Adds the secondary keys of `definitions` (InnoDB sorts the rows and builds
+/// each index bottom-up).
+async fn add_keys(conn: &mut MySqlConnection, definitions: &[&ShadowDdl]) -> Result<(), sqlx::Error> {
     for statement in definitions.iter().filter_map(|d| d.add_keys.as_ref()) {
         sqlx::query(statement).execute(&mut *conn).await?;
     }
+    Ok(())
+}
+
+async fn add_foreign_keys(pool: &MySqlPool, definitions: &[ShadowDdl]) -> Result<(), sqlx::Error> {
+    let mut conn = shadow_connection(pool).await?;
     for statement in definitions.iter().filter_map(|d| d.add_foreign_keys.as_ref()) {
-        sqlx::query(statement).execute(&mut *conn).await?;
+        sqlx::query(statement).execute(&mut conn).await?;
     }
     Ok(())
 }
 
 /// Splits `SHOW CREATE TABLE` output (one definition per line) into the
 /// table with its primary key, its secondary keys and its foreign keys.
-fn split_ddl(table: &str, ddl: &str) -> ShadowDdl {
+fn split_ddl(table: &'static str, ddl: &str) -> ShadowDdl {
     let mut kept = Vec::new();
     let mut keys = Vec::new();
     let mut foreign_keys = Vec::new();
@@ -205,8 +302,8 @@ fn split_ddl(table: &str, ddl: &str) -> ShadowDdl {
             }
         }
     }
-    let alter = |parts: Vec<String>| (!parts.is_empty()).then(|| format!("ALTER TABLE `{table}` {}", parts.join(", ")));
-    ShadowDdl { create: kept.join("\n"), add_keys: alter(keys), add_foreign_keys: alter(foreign_keys) }
+    let alter = |parts: Vec<String>| (!parts.is_empty()).then(|| format!("ALTER TABLE `{table}{SHADOW}` {}", parts.join(", ")));
+    ShadowDdl { table, create: kept.join("\n"), add_keys: alter(keys), add_foreign_keys: alter(foreign_keys) }
 }
 
 /// Rewrites a live table's DDL for its shadow: table names get the shadow
@@ -253,10 +350,10 @@ mod tests {
                    UNIQUE KEY `uq` (`c`,`id`),\n  KEY `ix` (`c`),\n  CONSTRAINT `fk` FOREIGN KEY (`c`) REFERENCES `C` (`id`) ON DELETE CASCADE\n) ENGINE=InnoDB";
         let split = split_ddl("M", ddl);
         assert_eq!(split.create, "CREATE TABLE `M` (\n  `id` char(36) NOT NULL,\n  `c` char(36) NOT NULL CHECK (json_valid(`c`)),\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB");
-        assert_eq!(split.add_keys.as_deref(), Some("ALTER TABLE `M` ADD UNIQUE KEY `uq` (`c`,`id`), ADD KEY `ix` (`c`)"));
+        assert_eq!(split.add_keys.as_deref(), Some("ALTER TABLE `M__rebuild` ADD UNIQUE KEY `uq` (`c`,`id`), ADD KEY `ix` (`c`)"));
         assert_eq!(
             split.add_foreign_keys.as_deref(),
-            Some("ALTER TABLE `M` ADD CONSTRAINT `fk` FOREIGN KEY (`c`) REFERENCES `C` (`id`) ON DELETE CASCADE")
+            Some("ALTER TABLE `M__rebuild` ADD CONSTRAINT `fk` FOREIGN KEY (`c`) REFERENCES `C` (`id`) ON DELETE CASCADE")
         );
         assert_eq!(split_ddl("P", "CREATE TABLE `P` (\n  `id` int,\n  PRIMARY KEY (`id`)\n)").add_keys, None);
     }
