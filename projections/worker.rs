@@ -20,9 +20,13 @@ use tokio_util::sync::CancellationToken;
 use super::{apply_batch, checkpoint, save_checkpoint, ProjectedEvent, ProjectionError, ProjectionEvent, Tables, CHECKPOINT};
 use crate::event_store::{decode_payload, EventReader};
 
-/// Events applied per transaction, at most.
+/// Events applied per transaction, at most, when following the write side.
 pub const LIVE_BATCH: u32 = 2000;
-/// How long a batch keeps gathering published events after the first one.
+/// Events applied per transaction when catching up from the log: larger
+/// batches write more rows once, complete (see `Batch`).
+const CATCH_UP_BATCH: u32 = 20_000;
+/// How long a batch keeps gathering published events after the first one
+/// arrived (in all, not per event: a steady stream must not hold a batch open).
 const GATHER: Duration = Duration::from_millis(3);
 /// How long the worker waits for a published event before it checks the log.
 const WAIT: Duration = Duration::from_millis(100);
@@ -109,11 +113,14 @@ impl ProjectionWorker {
         self.applied.send_replace(position);
         tracing::info!(position, "projecting");
         let mut messages: Option<pull::Stream> = None;
+        // Behind the log (the last batch read from it was full): read on, without waiting for JetStream.
+        let mut behind = false;
         while !shutdown.is_cancelled() {
             if messages.is_none() {
                 messages = self.subscribe().await;
             }
             let (published, ack) = match messages.as_mut() {
+                _ if behind => (Vec::new(), None),
                 Some(stream) => match next_messages(stream).await {
                     Ok(received) => received,
                     Err(error) => {
@@ -127,7 +134,8 @@ impl ProjectionWorker {
                     (Vec::new(), None)
                 }
             };
-            let batch = self.next_batch(position, published).await?;
+            let (batch, from_log) = self.next_batch(position, published, behind).await?;
+            behind = from_log && batch.len() >= LIVE_BATCH as usize;
             if let Some(last) = batch.last().map(|e| e.position) {
                 match self.apply(&mut conn, position, &batch).await? {
                     Applied::Done => position = last,
@@ -144,15 +152,17 @@ impl ProjectionWorker {
     }
 
     /// The events after `position`: the fetched payloads if they continue
-    /// exactly from it, otherwise (a gap, a duplicate, nothing) the event log.
-    async fn next_batch(&self, position: u64, published: Vec<Published>) -> Result<Vec<ProjectedEvent>, ProjectionError> {
+    /// exactly from it, otherwise (a gap, a duplicate, nothing) the event
+    /// log; answers whether they came from the log.
+    async fn next_batch(&self, position: u64, published: Vec<Published>, behind: bool) -> Result<(Vec<ProjectedEvent>, bool), ProjectionError> {
         let fresh: Vec<Published> = published.into_iter().filter(|p| p.position > position).collect();
         let contiguous = !fresh.is_empty() && fresh.iter().enumerate().all(|(i, p)| p.position == position + 1 + i as u64);
         if contiguous {
-            return fresh.into_iter().map(Published::decode).collect();
+            return Ok((fresh.into_iter().map(Published::decode).collect::<Result<_, _>>()?, false));
         }
-        let stored = self.reader.events_after(position, LIVE_BATCH).await?;
-        stored.iter().map(ProjectedEvent::from_stored).collect()
+        let limit = if behind { CATCH_UP_BATCH } else { LIVE_BATCH };
+        let stored = self.reader.events_after(position, limit).await?;
+        Ok((stored.iter().map(ProjectedEvent::from_stored).collect::<Result<_, _>>()?, true))
     }
 
     /// Applies one batch in one transaction with the checkpoint, under the
@@ -220,6 +230,7 @@ async fn next_messages(stream: &mut pull::Stream) -> Result<(Vec<Published>, Opt
         Ok(None) => return Err("the consumer's message stream ended".into()),
         Ok(Some(message)) => message?,
     };
+    let gathered_until = tokio::time::Instant::now() + GATHER;
     let mut next = Some(first);
     while let Some(message) = next.take() {
         if let Ok(event) = serde_json::from_slice::<Published>(&message.payload) {
@@ -231,7 +242,7 @@ async fn next_messages(stream: &mut pull::Stream) -> Result<(Vec<Published>, Opt
         }
         // Gather what arrives within a few milliseconds into the same batch:
         // one transaction for many events when the write side is busy.
-        next = match tokio::time::timeout(GATHER, stream.next()).await {
+        next = match tokio::time::timeout_at(gathered_until, stream.next()).await {
             Ok(Some(message)) => Some(message?),
             _ => None,
         };

@@ -25,6 +25,7 @@
 //! cargo build --release --bin chat
 //! cargo run --release --bin bench_fanout
 //! cargo run --release --bin bench_fanout -- --users 1000 --seconds 5   # a quick check
+//! BENCH_SERVER_LOG=info,chat::projections=debug cargo run --release --bin bench_fanout   # server log filter (default warn)
 //! ```
 
 use std::borrow::Cow;
@@ -246,7 +247,7 @@ impl Server {
             .env("CHAT_NATS_STREAM", &names.stream)
             .env("CHAT_NATS_SUBJECT_PREFIX", &names.subject_prefix)
             .env("CHAT_WS_QUEUE", "1024")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("duplicating the log file handle")?)

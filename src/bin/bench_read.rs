@@ -258,6 +258,7 @@ async fn bench(args: &Args, pool: &MySqlPool, suffix: &str) -> Result<()> {
         return Ok(());
     }
     let ours = measure_our_queries(pool, args.samples, &subject, middle_seq).await?;
+    measure_http_queries(&args.database_url, suffix, args.samples, &subject, middle_seq).await?;
     let original = measure_original_queries(pool, args.samples, &subject).await?;
     print_ratio("conversations (offset 0)", &original.conversations, &ours.conversations);
     print_ratio("messages (offset 0)", &original.messages, &ours.messages);
@@ -1445,6 +1446,56 @@ async fn measure_our_queries(pool: &MySqlPool, samples: usize, subject: &Subject
     let middle = sample(samples, || page(Page::BeforeSeq(middle_seq))).await?;
     middle.print(&format!("messages::page(limit 50, before seq {middle_seq})"));
     Ok(Compared { conversations: list_first, messages: newest })
+}
+
+/// The same queries through the API (`chat serve` with the api role, in this
+/// process): routing, JWT, JSON and the HTTP client included.
+async fn measure_http_queries(database_url: &str, suffix: &str, samples: usize, subject: &Subject, middle_seq: u64) -> Result<()> {
+    let config = projector_config(database_url, suffix)?;
+    let token = chat::http::JwtKeys::new(&config.jwt_secret).issue(subject.big_user, None, 3600).context("issuing a token")?;
+    let server = chat::server::start(config, &[Role::Api]).await.context("starting the api")?;
+    let addr = server.addr.context("the api's address")?;
+    let client = reqwest::Client::new();
+    let big = subject.big_conversation;
+    let get = |path: String| {
+        let request = client.get(format!("http://{addr}/api/v1{path}")).bearer_auth(&token);
+        async move {
+            let answer = request.send().await.context("calling the api")?;
+            if !answer.status().is_success() {
+                bail!("{} answered {}", answer.url().clone(), answer.status());
+            }
+            let body: serde_json::Value = answer.json().await.context("reading the answer")?;
+            Ok(body["items"].as_array().map_or(0, Vec::len))
+        }
+    };
+    println!("queries (ours, over HTTP with a JWT, same user and conversation):");
+    let measured = async {
+        sample(samples, || get("/conversations?limit=20".into())).await?.print("GET /conversations?limit=20");
+        sample(samples, || get("/conversations?limit=20&offset=500".into())).await?.print("GET /conversations?limit=20&offset=500");
+        sample(samples, || get(format!("/conversations/{big}/messages?limit=50"))).await?.print("GET /conversations/{id}/messages?limit=50");
+        let before: String = get_message_id_at(&config_pool(database_url).await?, big, middle_seq).await?;
+        sample(samples, || get(format!("/conversations/{big}/messages?limit=50&before={before}")))
+            .await?
+            .print(&format!("GET /conversations/{{id}}/messages?limit=50&before=<seq {middle_seq}>"));
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    server.stop().await;
+    measured
+}
+
+async fn config_pool(database_url: &str) -> Result<MySqlPool> {
+    MySqlPool::connect(database_url).await.context("connecting to the bench database")
+}
+
+/// The id of the message at `seq` in `conversation`.
+async fn get_message_id_at(pool: &MySqlPool, conversation: ConversationId, seq: u64) -> Result<String> {
+    sqlx::query_scalar("SELECT id FROM MESSAGES WHERE conversation_id = ? AND seq = ?")
+        .bind(conversation.to_string())
+        .bind(seq)
+        .fetch_one(pool)
+        .await
+        .context("finding the middle message")
 }
 
 /// schema.md's "Get User's Conversations", as written.
