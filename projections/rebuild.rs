@@ -132,7 +132,7 @@ async fn read_chunks(
     chunks: tokio::sync::mpsc::Sender<Result<Vec<ProjectedEvent>, ProjectionError>>,
 ) {
     while position < head {
-        let decoded = match reader.events_after(position, READ_CHUNK).await {
+        let decoded = match reader.events_after_without_metadata(position, READ_CHUNK).await {
             Ok(stored) if stored.is_empty() => return,
             Ok(stored) => stored.iter().map(ProjectedEvent::from_stored).collect::<Result<Vec<_>, _>>(),
             Err(e) => Err(e.into()),

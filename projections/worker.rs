@@ -161,7 +161,7 @@ impl ProjectionWorker {
             return Ok((fresh.into_iter().map(Published::decode).collect::<Result<_, _>>()?, false));
         }
         let limit = if behind { CATCH_UP_BATCH } else { LIVE_BATCH };
-        let stored = self.reader.events_after(position, limit).await?;
+        let stored = self.reader.events_after_without_metadata(position, limit).await?;
         Ok((stored.iter().map(ProjectedEvent::from_stored).collect::<Result<_, _>>()?, true))
     }
 
