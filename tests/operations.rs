@@ -29,6 +29,30 @@ async fn health_readiness_and_metrics_need_no_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_security_headers_and_no_cors_grant() {
+    let app = spawn_app().await;
+    app.register_users([1]).await;
+    let token = app.token(1);
+    let answers = [
+        app.client.get(format!("{}/healthz", app.base)).send().await.unwrap(),
+        app.client.get(format!("{}/api/v1/nowhere", app.base)).send().await.unwrap(),
+        app.client
+            .get(format!("{}/api/v1/conversations", app.base))
+            .bearer_auth(&token)
+            .header("Origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for answer in answers {
+        for (name, value) in chat::http::SECURITY_HEADERS {
+            assert_eq!(answer.headers().get(name).and_then(|v| v.to_str().ok()), Some(value), "{name} on {}", answer.url());
+        }
+        assert!(answer.headers().get("access-control-allow-origin").is_none(), "no CORS grant by default");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_describes_every_command() {
     let app = spawn_app().await;
     let doc = app.request(Method::GET, "/api/v1/openapi.json", None, None, &[]).await;

@@ -9,6 +9,7 @@ mod paths;
 mod problem;
 mod query_params;
 mod routes;
+mod security_headers;
 mod state;
 
 pub use auth::{Caller, JwtKeys, SCOPE_ADMIN, SCOPE_EVENTS};
@@ -16,4 +17,5 @@ pub use json::MAX_BODY_BYTES;
 pub use openapi::ApiDoc;
 pub use problem::ApiError;
 pub use routes::router;
+pub use security_headers::SECURITY_HEADERS;
 pub use state::{AppState, Services};

@@ -16,6 +16,7 @@ use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use super::security_headers::with_security_headers;
 use super::{ApiError, AppState, MAX_BODY_BYTES};
 
 pub(super) use conversations::*;
@@ -49,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(replay_events))
         .route("/events/schema", get(event_schemas))
         .route("/openapi.json", get(openapi_document));
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -60,7 +61,8 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .with_state(state);
+    with_security_headers(router)
 }
 
 /// A path parameter by name (always present: the route declares it).
