@@ -127,13 +127,8 @@ impl Batch {
         let t = projected.recorded_at;
         match event {
             E::ConversationCreated { conversation_id, participants, .. } => {
-                let conversation = NewConversation {
-                    created_at: t,
-                    archived: false,
-                    last_message_at: None,
-                    messages: Vec::new(),
-                    by_id: HashMap::new(),
-                };
+                let conversation =
+                    NewConversation { created_at: t, archived: false, last_message_at: None, messages: Vec::new(), by_id: HashMap::new() };
                 self.new_conversations.insert(conversation_id.to_string(), conversation);
                 for p in participants {
                     self.insert(new_row(conversation_id, p.user_id, p.role, t));
@@ -211,7 +206,10 @@ impl Batch {
             E::MessagesRead { conversation_id, user_id, message_id } => {
                 let id = participant_row_id(conversation_id, *user_id);
                 let message = message_id.to_string();
-                let seq = self.new_conversations.get(&conversation_id.to_string()).and_then(|new| new.by_id.get(&message).map(|&i| new.messages[i].seq));
+                let seq = self
+                    .new_conversations
+                    .get(&conversation_id.to_string())
+                    .and_then(|new| new.by_id.get(&message).map(|&i| new.messages[i].seq));
                 match (seq, self.index.get(&id).and_then(|&i| self.created[i].as_mut())) {
                     (Some(seq), Some(row)) => {
                         row.last_read_message_id = Some(message);

@@ -28,9 +28,16 @@ impl Batch {
     /// Upserts the batch's titles.
     pub async fn flush(self, conn: &mut MySqlConnection, tables: &Tables) -> Result<(), sqlx::Error> {
         let rows: Vec<(String, String)> = self.titles.into_iter().collect();
-        sql::insert_rows(conn, &tables.postings, "id, title", &rows, " ON DUPLICATE KEY UPDATE title = VALUES(title)", &|row, (id, title)| {
-            row.push_bind(id.clone()).push_bind(title.clone());
-        })
+        sql::insert_rows(
+            conn,
+            &tables.postings,
+            "id, title",
+            &rows,
+            " ON DUPLICATE KEY UPDATE title = VALUES(title)",
+            &|row, (id, title)| {
+                row.push_bind(id.clone()).push_bind(title.clone());
+            },
+        )
         .await
     }
 }

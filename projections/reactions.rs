@@ -65,7 +65,11 @@ impl Batch {
         }
         let rows: Vec<Row> = self.added.into_iter().flatten().collect();
         sql::insert_rows(conn, &tables.reactions, "id, message_id, user_id, emoji, created_at", &rows, "", &|row, r: &Row| {
-            row.push_bind(r.id.clone()).push_bind(r.message_id.clone()).push_bind(r.user_id).push_bind(r.emoji.clone()).push_bind(r.created_at);
+            row.push_bind(r.id.clone())
+                .push_bind(r.message_id.clone())
+                .push_bind(r.user_id)
+                .push_bind(r.emoji.clone())
+                .push_bind(r.created_at);
         })
         .await
     }

@@ -154,7 +154,12 @@ impl ProjectionWorker {
     /// The events after `position`: the fetched payloads if they continue
     /// exactly from it, otherwise (a gap, a duplicate, nothing) the event
     /// log; answers whether they came from the log.
-    async fn next_batch(&self, position: u64, published: Vec<Published>, behind: bool) -> Result<(Vec<ProjectedEvent>, bool), ProjectionError> {
+    async fn next_batch(
+        &self,
+        position: u64,
+        published: Vec<Published>,
+        behind: bool,
+    ) -> Result<(Vec<ProjectedEvent>, bool), ProjectionError> {
         let fresh: Vec<Published> = published.into_iter().filter(|p| p.position > position).collect();
         let contiguous = !fresh.is_empty() && fresh.iter().enumerate().all(|(i, p)| p.position == position + 1 + i as u64);
         if contiguous {

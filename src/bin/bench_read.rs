@@ -1472,7 +1472,9 @@ async fn measure_http_queries(database_url: &str, suffix: &str, samples: usize, 
     let measured = async {
         sample(samples, || get("/conversations?limit=20".into())).await?.print("GET /conversations?limit=20");
         sample(samples, || get("/conversations?limit=20&offset=500".into())).await?.print("GET /conversations?limit=20&offset=500");
-        sample(samples, || get(format!("/conversations/{big}/messages?limit=50"))).await?.print("GET /conversations/{id}/messages?limit=50");
+        sample(samples, || get(format!("/conversations/{big}/messages?limit=50")))
+            .await?
+            .print("GET /conversations/{id}/messages?limit=50");
         let before: String = get_message_id_at(&config_pool(database_url).await?, big, middle_seq).await?;
         sample(samples, || get(format!("/conversations/{big}/messages?limit=50&before={before}")))
             .await?

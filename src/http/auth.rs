@@ -122,6 +122,36 @@ mod tests {
         assert!(keys.verify(&expired).is_none());
     }
 
+    /// A token signed with `k` under `algorithm` (or unsigned, for `None`).
+    fn token_with(algorithm: Option<Algorithm>, claims: serde_json::Value) -> String {
+        match algorithm {
+            Some(algorithm) => jsonwebtoken::encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(b"k")).unwrap(),
+            None => {
+                // `{"alg":"none","typ":"JWT"}`, base64url, then the same claims and no signature.
+                let signed = token_with(Some(Algorithm::HS256), claims);
+                let payload = signed.split('.').nth(1).unwrap_or_default();
+                format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.")
+            }
+        }
+    }
+
+    #[test]
+    fn other_algorithms_unsigned_not_yet_valid_and_exp_less_tokens_fail() {
+        let keys = JwtKeys::new("k");
+        let now = chrono::Utc::now().timestamp();
+        let valid = serde_json::json!({"sub": 7, "exp": now + 60});
+        assert!(keys.verify(&token_with(Some(Algorithm::HS256), valid.clone())).is_some(), "the control passes");
+        assert!(keys.verify(&token_with(Some(Algorithm::HS384), valid.clone())).is_none(), "HS384");
+        assert!(keys.verify(&token_with(Some(Algorithm::HS512), valid.clone())).is_none(), "HS512");
+        assert!(keys.verify(&token_with(None, valid)).is_none(), "alg none");
+        let not_yet = serde_json::json!({"sub": 7, "exp": now + 600, "nbf": now + 300});
+        assert!(keys.verify(&token_with(Some(Algorithm::HS256), not_yet)).is_none(), "nbf in the future");
+        let no_exp = serde_json::json!({"sub": 7});
+        assert!(keys.verify(&token_with(Some(Algorithm::HS256), no_exp)).is_none(), "no exp");
+        let just_expired = serde_json::json!({"sub": 7, "exp": now - 30});
+        assert!(keys.verify(&token_with(Some(Algorithm::HS256), just_expired)).is_none(), "leeway is small");
+    }
+
     #[test]
     fn string_subjects_are_accepted() {
         let keys = JwtKeys::new("k");
