@@ -24,6 +24,9 @@
 //! recount (an indexed COUNT of the messages after the mark) only when the
 //! mark moves or the member joins.
 
+#[cfg(test)]
+mod properties;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};

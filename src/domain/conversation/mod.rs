@@ -5,6 +5,8 @@ mod command;
 mod decide;
 mod event;
 mod evolve;
+#[cfg(test)]
+pub(crate) mod properties;
 mod state;
 #[cfg(test)]
 mod tests;
