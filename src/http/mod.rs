@@ -2,6 +2,7 @@
 //! mapping of errors to problem documents.
 
 mod auth;
+mod command_bodies;
 mod command_runner;
 mod json;
 mod openapi;
@@ -13,6 +14,7 @@ mod security_headers;
 mod state;
 
 pub use auth::{Caller, JwtKeys, SCOPE_ADMIN, SCOPE_EVENTS};
+pub use command_bodies::{decode_command_body, CommandBody};
 pub use json::MAX_BODY_BYTES;
 pub use openapi::ApiDoc;
 pub use problem::ApiError;

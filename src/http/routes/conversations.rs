@@ -63,10 +63,8 @@ pub async fn create_conversation(
     body: JsonBody<CreateConversationBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let create = parse_create(body.value, caller.user_id)?;
+    let create = body.value.validate(caller.user_id)?;
     let command = ConversationCommand::Create(create.clone());
-    // Creation rules need no state: check them before looking for an existing DIRECT.
-    ConversationAggregate::decide(&command, &Conversation::default())?;
     let id = create.conversation_id.to_string();
     let planned = Answer::new(StatusCode::CREATED).with("conversation_id", id.clone());
     let services = &state;
@@ -91,6 +89,17 @@ async fn existing_direct(state: &AppState, conversation_id: String) -> Result<An
     let stream = StreamRef { stream_type: ConversationAggregate::STREAM_TYPE, stream_id: conversation_id.clone() };
     let position = state.executor.reader().position_of(&stream, 1).await.map_err(crate::app::CommandError::from)?.unwrap_or(0);
     Ok(Answer::new(StatusCode::OK).with("conversation_id", conversation_id).at(position))
+}
+
+impl CreateConversationBody {
+    /// The creation `created_by` asks for, its fields validated and the
+    /// creation rules checked (they need no state: checked before looking for
+    /// an existing DIRECT).
+    pub(in crate::http) fn validate(self, created_by: UserId) -> Result<CreateConversation, ApiError> {
+        let create = parse_create(self, created_by)?;
+        ConversationAggregate::decide(&ConversationCommand::Create(create.clone()), &Conversation::default())?;
+        Ok(create)
+    }
 }
 
 fn parse_create(body: CreateConversationBody, created_by: UserId) -> Result<CreateConversation, ApiError> {
@@ -127,6 +136,13 @@ fn parse_create(body: CreateConversationBody, created_by: UserId) -> Result<Crea
     Ok(CreateConversation { conversation_id: ConversationId::new(), kind: body.kind, name, posting_id, created_by, participant_ids })
 }
 
+impl RenameBody {
+    /// The new name, validated.
+    pub(in crate::http) fn validate(&self) -> Result<ConversationName, ApiError> {
+        ConversationName::parse("name", &self.name).map_err(|e| ApiError::Validation(vec![e]))
+    }
+}
+
 /// Renames a GROUP (OWNER or ADMIN).
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "commands", request_body = RenameBody,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
@@ -140,7 +156,7 @@ pub async fn rename_conversation(
     params: RawPathParams,
     body: JsonBody<RenameBody>,
 ) -> Result<Response, ApiError> {
-    let name = ConversationName::parse("name", &body.value.name).map_err(|e| ApiError::Validation(vec![e]))?;
+    let name = body.value.validate()?;
     let id = paths::conversation_id(param(&params, "id"))?;
     let command = ConversationCommand::Rename { by: caller.user_id, name };
     conversation_command(&state, &caller, CommandRequest::new(&head, &body.raw)?, id, command).await

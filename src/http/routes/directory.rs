@@ -25,11 +25,27 @@ pub struct PutUserBody {
     pub email: Option<String>,
 }
 
+impl PutUserBody {
+    /// The profile, validated.
+    pub(in crate::http) fn validate(self) -> Result<UserProfile, ApiError> {
+        let PutUserBody { first_name, last_name, email } = self;
+        UserProfile::parse(first_name, last_name, email).map_err(ApiError::Validation)
+    }
+}
+
 /// Body of `PUT /postings/{id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPostingBody {
     pub title: String,
+}
+
+impl PutPostingBody {
+    /// The title, validated.
+    pub(in crate::http) fn validate(self) -> Result<String, ApiError> {
+        check_posting_title(&self.title).map_err(|e| ApiError::Validation(vec![e]))?;
+        Ok(self.title)
+    }
 }
 
 /// Creates or updates a user of the directory.
@@ -45,8 +61,7 @@ pub async fn put_user(
     body: JsonBody<PutUserBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let PutUserBody { first_name, last_name, email } = body.value;
-    let profile = UserProfile::parse(first_name, last_name, email).map_err(ApiError::Validation)?;
+    let profile = body.value.validate()?;
     let user_id = paths::user_id(param(&params, "id"))?;
     caller.require_scope(SCOPE_ADMIN)?;
     let command = RegisterUser { user_id, profile };
@@ -71,8 +86,7 @@ pub async fn put_posting(
     body: JsonBody<PutPostingBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let title = body.value.title;
-    check_posting_title(&title).map_err(|e| ApiError::Validation(vec![e]))?;
+    let title = body.value.validate()?;
     let posting_id = paths::posting_id(param(&params, "id"))?;
     caller.require_scope(SCOPE_ADMIN)?;
     let command = PublishPosting { posting_id, title };

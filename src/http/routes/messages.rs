@@ -35,6 +35,18 @@ pub struct SendMessageBody {
     pub reply_to_id: Option<String>,
 }
 
+impl SendMessageBody {
+    /// The message's body and the message it replies to, validated.
+    pub(in crate::http) fn validate(self) -> Result<(MessageBody, Option<MessageId>), ApiError> {
+        let SendMessageBody { content, message_type, media_url, media_metadata, reply_to_id } = self;
+        let reply_to_id = reply_to_id
+            .map(|raw| raw.parse::<MessageId>().map_err(|_| ApiError::invalid("reply_to_id", "must be a message id (UUID)")))
+            .transpose()?;
+        let message_body = MessageBody::parse(message_type, content, media_url, media_metadata).map_err(ApiError::Validation)?;
+        Ok((message_body, reply_to_id))
+    }
+}
+
 /// Answer of `POST /conversations/{id}/messages`.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct MessageSentAnswer {
@@ -49,11 +61,28 @@ pub struct EditMessageBody {
     pub content: String,
 }
 
+impl EditMessageBody {
+    /// The new content, checked for length (its type's rules are the domain's).
+    pub(in crate::http) fn validate(self) -> Result<String, ApiError> {
+        if self.content.chars().count() > CONTENT_MAX_CHARS {
+            return Err(ApiError::invalid("content", "must be at most 10000 characters"));
+        }
+        Ok(self.content)
+    }
+}
+
 /// Body of `POST /conversations/{id}/read`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkReadBody {
     pub message_id: String,
+}
+
+impl MarkReadBody {
+    /// The message read up to.
+    pub(in crate::http) fn validate(&self) -> Result<MessageId, ApiError> {
+        self.message_id.parse().map_err(|_| ApiError::invalid("message_id", "must be a message id (UUID)"))
+    }
 }
 
 /// Sends a message to a conversation the caller is in.
@@ -70,11 +99,7 @@ pub async fn send_message(
     body: JsonBody<SendMessageBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let SendMessageBody { content, message_type, media_url, media_metadata, reply_to_id } = body.value;
-    let reply_to_id = reply_to_id
-        .map(|raw| raw.parse::<MessageId>().map_err(|_| ApiError::invalid("reply_to_id", "must be a message id (UUID)")))
-        .transpose()?;
-    let message_body = MessageBody::parse(message_type, content, media_url, media_metadata).map_err(ApiError::Validation)?;
+    let (message_body, reply_to_id) = body.value.validate()?;
     let id = paths::conversation_id(param(&params, "id"))?;
     let message_id = MessageId::new();
     let command = ConversationCommand::SendMessage { by: caller.user_id, message_id, body: message_body, reply_to_id };
@@ -102,10 +127,7 @@ pub async fn edit_message(
     body: JsonBody<EditMessageBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let content = body.value.content;
-    if content.chars().count() > CONTENT_MAX_CHARS {
-        return Err(ApiError::invalid("content", "must be at most 10000 characters"));
-    }
+    let content = body.value.validate()?;
     let message_id = paths::message_id(param(&params, "id"))?;
     let conversation = conversation_of(&state, message_id).await?;
     let command = ConversationCommand::EditMessage { by: caller.user_id, message_id, content };
@@ -143,8 +165,7 @@ pub async fn mark_read(
     body: JsonBody<MarkReadBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
-    let message_id: MessageId =
-        body.value.message_id.parse().map_err(|_| ApiError::invalid("message_id", "must be a message id (UUID)"))?;
+    let message_id = body.value.validate()?;
     let id = paths::conversation_id(param(&params, "id"))?;
     conversation_command(&state, &caller, request, id, ConversationCommand::MarkRead { by: caller.user_id, message_id }).await
 }

@@ -26,6 +26,18 @@ pub struct AddParticipantBody {
     pub role: Option<Role>,
 }
 
+impl AddParticipantBody {
+    /// The user to add and their role (MEMBER unless given; never OWNER).
+    pub(in crate::http) fn validate(&self) -> Result<(UserId, Role), ApiError> {
+        let user_id = UserId::new(self.user_id).ok_or_else(|| ApiError::invalid("user_id", "must be a user id from 1 to 2147483647"))?;
+        let role = self.role.unwrap_or(Role::Member);
+        if role == Role::Owner {
+            return Err(ApiError::invalid("role", "must be ADMIN or MEMBER"));
+        }
+        Ok((user_id, role))
+    }
+}
+
 /// Body of `PATCH /conversations/{id}/participants/{user_id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +55,16 @@ pub struct SettingsBody {
     pub notifications_enabled: Option<bool>,
 }
 
+impl SettingsBody {
+    /// The settings to change: at least one of them.
+    pub(in crate::http) fn validate(&self) -> Result<(Option<bool>, Option<bool>), ApiError> {
+        if self.is_muted.is_none() && self.notifications_enabled.is_none() {
+            return Err(ApiError::invalid("body", "give is_muted, notifications_enabled or both"));
+        }
+        Ok((self.is_muted, self.notifications_enabled))
+    }
+}
+
 /// Adds a participant to a GROUP (OWNER or ADMIN).
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/participants", tag = "commands", request_body = AddParticipantBody,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
@@ -56,11 +78,7 @@ pub async fn add_participant(
     params: RawPathParams,
     body: JsonBody<AddParticipantBody>,
 ) -> Result<Response, ApiError> {
-    let user_id = UserId::new(body.value.user_id).ok_or_else(|| ApiError::invalid("user_id", "must be a user id from 1 to 2147483647"))?;
-    let role = body.value.role.unwrap_or(Role::Member);
-    if role == Role::Owner {
-        return Err(ApiError::invalid("role", "must be ADMIN or MEMBER"));
-    }
+    let (user_id, role) = body.value.validate()?;
     let request = CommandRequest::new(&head, &body.raw)?;
     let id = paths::conversation_id(param(&params, "id"))?;
     let command = ConversationCommand::AddParticipant { by: caller.user_id, user_id, role };
@@ -115,10 +133,7 @@ pub async fn change_own_settings(
     params: RawPathParams,
     body: JsonBody<SettingsBody>,
 ) -> Result<Response, ApiError> {
-    let SettingsBody { is_muted, notifications_enabled } = body.value;
-    if is_muted.is_none() && notifications_enabled.is_none() {
-        return Err(ApiError::invalid("body", "give is_muted, notifications_enabled or both"));
-    }
+    let (is_muted, notifications_enabled) = body.value.validate()?;
     let request = CommandRequest::new(&head, &body.raw)?;
     let id = paths::conversation_id(param(&params, "id"))?;
     let command = ConversationCommand::ChangeSettings { by: caller.user_id, is_muted, notifications_enabled };
