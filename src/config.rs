@@ -37,6 +37,58 @@ pub struct Config {
     /// Events a realtime connection may have queued before it is dropped as too slow.
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1_024)]
     pub ws_queue: usize,
+    /// Abuse limits: rate limits, connection caps, sizes and timeouts.
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// The limits that keep one client from starving the others. Every one is
+/// exported in `/metrics` (`chat_limit_*`) and listed in the README.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Limits {
+    /// Commands (POST, PUT, PATCH, DELETE) one user may send per second, sustained.
+    #[arg(long, env = "CHAT_RATE_LIMIT_PER_SECOND", default_value_t = Limits::DEFAULT.commands_per_second)]
+    pub commands_per_second: u32,
+    /// Commands one user may send at once above the sustained rate.
+    #[arg(long, env = "CHAT_RATE_LIMIT_BURST", default_value_t = Limits::DEFAULT.command_burst)]
+    pub command_burst: u32,
+    /// Realtime connections (WebSocket and Socket.IO together) one user may hold.
+    #[arg(long, env = "CHAT_WS_MAX_PER_USER", default_value_t = Limits::DEFAULT.realtime_connections_per_user)]
+    pub realtime_connections_per_user: usize,
+    /// Open TCP connections the HTTP server accepts; more are closed at once.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = Limits::DEFAULT.max_connections)]
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), in bytes; more answers 431.
+    #[arg(long, env = "CHAT_MAX_HEADER_BYTES", default_value_t = Limits::DEFAULT.max_header_bytes)]
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send a request's headers (also an idle keep-alive limit).
+    #[arg(long, env = "CHAT_HEADER_TIMEOUT_SECS", default_value_t = Limits::DEFAULT.header_timeout_secs)]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body; a slower one answers 408.
+    #[arg(long, env = "CHAT_BODY_TIMEOUT_SECS", default_value_t = Limits::DEFAULT.body_timeout_secs)]
+    pub body_timeout_secs: u64,
+}
+
+impl Limits {
+    /// The defaults: generous for people and well-behaved apps, tight for floods.
+    pub const DEFAULT: Limits = Limits {
+        commands_per_second: 20,
+        command_burst: 60,
+        realtime_connections_per_user: 16,
+        max_connections: 25_000,
+        max_header_bytes: 16 * 1024,
+        header_timeout_secs: 10,
+        body_timeout_secs: 10,
+    };
+
+    /// Limits that never get in the way: for benchmarks that drive a few users hard.
+    pub const UNLIMITED_RATE: Limits = Limits { commands_per_second: 1_000_000, command_burst: 1_000_000, ..Limits::DEFAULT };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
 }
 
 /// What a `serve` process runs.

@@ -17,7 +17,7 @@ use crate::config::{Config, Role};
 use crate::db::{self, DbError};
 use crate::event_store::{Appender, EventReader};
 use crate::health::Health;
-use crate::http::{self, JwtKeys, Services};
+use crate::http::{self, CommandRateLimiter, JwtKeys, Services};
 use crate::projections::worker::{ProjectionWorker, WorkerConfig};
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::queries::ProjectionProgress;
@@ -97,11 +97,17 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             pool.clone(),
             progress.clone(),
             applied.clone(),
-            HubConfig { queue_capacity: config.ws_queue.max(1), ..HubConfig::default() },
+            HubConfig {
+                queue_capacity: config.ws_queue.max(1),
+                connections_per_user: config.limits.realtime_connections_per_user.max(1),
+                ..HubConfig::default()
+            },
             shutdown.clone(),
         )
         .await
         .map_err(|e| StartError::Database(DbError::Connect(sqlx::Error::Protocol(e.to_string()))))?;
+        let rate_limiter = CommandRateLimiter::new(&config.limits);
+        tokio::spawn(rate_limiter.clone().forget_idle_users(shutdown.clone()));
         let services = Arc::new(Services {
             pool: pool.clone(),
             jwt: JwtKeys::new(&config.jwt_secret),
@@ -116,18 +122,19 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             shutdown: shutdown.clone(),
             hub: Some(hub.clone()),
             metrics: crate::telemetry::metrics_handle(),
+            limits: config.limits,
+            rate_limiter: rate_limiter.clone(),
         });
+        // After `metrics_handle()` above has installed the recorder.
+        crate::telemetry::describe_limits(&config.limits, config.ws_queue);
         let listener = TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;
         let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
         let socket_io = crate::realtime::socketio::layer(hub.clone(), JwtKeys::new(&config.jwt_secret), shutdown.clone());
         let router = http::router(services).layer(socket_io);
-        let stop = shutdown.clone();
+        let (stop, limits) = (shutdown.clone(), config.limits);
         let task = tokio::spawn(
             async move {
-                let served = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-                if let Err(error) = served {
-                    tracing::error!(%error, "HTTP server failed");
-                }
+                http::serve(listener, router, limits, stop).await;
             }
             .instrument(tracing::info_span!("http", %addr)),
         );

@@ -26,3 +26,22 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         })
         .clone()
 }
+
+/// Publishes the configured abuse limits as gauges (`chat_limit_*`), so a
+/// dashboard shows each rejection counter next to the limit that caused it.
+pub fn describe_limits(limits: &crate::config::Limits, realtime_queue: usize) {
+    let gauges: [(&'static str, f64); 9] = [
+        ("chat_limit_commands_per_second", f64::from(limits.commands_per_second)),
+        ("chat_limit_command_burst", f64::from(limits.command_burst)),
+        ("chat_limit_realtime_connections_per_user", limits.realtime_connections_per_user as f64),
+        ("chat_limit_realtime_queue_events", realtime_queue as f64),
+        ("chat_limit_http_connections", limits.max_connections as f64),
+        ("chat_limit_header_bytes", limits.max_header_bytes as f64),
+        ("chat_limit_header_timeout_seconds", limits.header_timeout_secs as f64),
+        ("chat_limit_body_timeout_seconds", limits.body_timeout_secs as f64),
+        ("chat_limit_body_bytes", crate::http::MAX_BODY_BYTES as f64),
+    ];
+    for (name, value) in gauges {
+        metrics::gauge!(name).set(value);
+    }
+}

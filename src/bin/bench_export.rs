@@ -78,6 +78,7 @@ async fn run(args: &Args, pool: &MySqlPool, url: &str, suffix: &str) -> Result<(
         aggregate_cache: 1000,
         read_wait_ms: 2000,
         ws_queue: 1024,
+        limits: chat::config::Limits::UNLIMITED_RATE,
     };
     let server = chat::server::start(config, &[chat::config::Role::Api]).await?;
     let addr = server.addr.context("the API listens")?;

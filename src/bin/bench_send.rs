@@ -186,6 +186,7 @@ fn bench_config(database_url: &str, suffix: &str) -> Result<Config> {
         aggregate_cache: 10_000,
         read_wait_ms: 2_000,
         ws_queue: 1_024,
+        limits: chat::config::Limits::UNLIMITED_RATE,
     })
 }
 

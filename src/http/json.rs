@@ -38,6 +38,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let raw = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
+            } else if timed_out(&rejection) {
+                ApiError::RequestTimeout
             } else {
                 ApiError::BadRequest("the request body could not be read".into())
             }
@@ -45,6 +47,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let value = decode(&raw)?;
         Ok(Self { value, raw })
     }
+}
+
+/// True when reading the body failed because the client was too slow
+/// (the server's body deadline, `CHAT_BODY_TIMEOUT_SECS`).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Decodes a body, classifying failures as 400 (syntax) or 422 (shape).

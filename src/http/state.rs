@@ -31,6 +31,10 @@ pub struct Services {
     /// Realtime fan-out of this process.
     pub hub: Option<crate::realtime::Hub>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Abuse limits this process enforces.
+    pub limits: crate::config::Limits,
+    /// Per-user command buckets.
+    pub rate_limiter: super::rate_limit::CommandRateLimiter,
 }
 
 /// Cheap-to-clone handle on the services.

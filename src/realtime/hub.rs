@@ -33,11 +33,17 @@ pub struct HubConfig {
     pub queue_capacity: usize,
     /// Conversations whose members the hub keeps in memory.
     pub membership_cache: usize,
+    /// Realtime connections one user may hold in this process.
+    pub connections_per_user: usize,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self { queue_capacity: 1024, membership_cache: 100_000 }
+        Self {
+            queue_capacity: 1024,
+            membership_cache: 100_000,
+            connections_per_user: crate::config::Limits::DEFAULT.realtime_connections_per_user,
+        }
     }
 }
 
@@ -60,7 +66,18 @@ pub struct Hub {
     pool: MySqlPool,
     config: HubConfig,
     next_id: Arc<AtomicU64>,
+    open: OpenConnections,
 }
+
+/// Open connections per user, counted apart from the registry (which only
+/// notices a closed connection when it next pushes to it) so that the cap
+/// counts exactly the connections alive now.
+type OpenConnections = Arc<std::sync::Mutex<HashMap<UserId, usize>>>;
+
+/// Refused: the user already holds the most realtime connections allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("this user already holds {0} realtime connections, the most allowed")]
+pub struct TooManyConnections(pub usize);
 
 /// A live subscription of one connection: its queue, and the position it is live from.
 pub struct Subscription {
@@ -69,11 +86,19 @@ pub struct Subscription {
     /// Every event after `live_from` the user may see arrives here.
     pub frames: mpsc::Receiver<Frame>,
     pub live_from: u64,
+    open: OpenConnections,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         metrics::gauge!("chat_realtime_connections").decrement(1.0);
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.user);
+            }
+        }
     }
 }
 
@@ -88,7 +113,7 @@ impl Hub {
     ) -> Result<Self, StoreError> {
         let start = progress.stored().await?;
         let registry = Arc::new(RwLock::new(Registry { users: HashMap::new(), dispatched: start }));
-        let hub = Self { registry, pool: pool.clone(), config, next_id: Arc::new(AtomicU64::new(1)) };
+        let hub = Self { registry, pool: pool.clone(), config, next_id: Arc::new(AtomicU64::new(1)), open: OpenConnections::default() };
         let dispatcher = Dispatcher {
             hub: hub.clone(),
             reader: EventReader::new(pool),
@@ -100,14 +125,37 @@ impl Hub {
         Ok(hub)
     }
 
-    /// Registers a connection of `user`; events after `live_from` come to its queue.
-    pub async fn subscribe(&self, user: UserId) -> Subscription {
+    /// True when `user` may open one more connection (checked before a
+    /// WebSocket upgrade, to answer 429; `subscribe` checks again).
+    pub fn admits(&self, user: UserId) -> Result<(), TooManyConnections> {
+        let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let limit = self.config.connections_per_user;
+        if open.get(&user).copied().unwrap_or(0) >= limit {
+            return Err(TooManyConnections(limit));
+        }
+        Ok(())
+    }
+
+    /// Registers a connection of `user`, within the per-user cap; events
+    /// after `live_from` come to its queue.
+    pub async fn subscribe(&self, user: UserId) -> Result<Subscription, TooManyConnections> {
+        {
+            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let count = open.entry(user).or_default();
+            if *count >= self.config.connections_per_user {
+                metrics::counter!("chat_realtime_connections_refused_total").increment(1);
+                return Err(TooManyConnections(self.config.connections_per_user));
+            }
+            *count += 1;
+        }
+        metrics::gauge!("chat_realtime_connections").increment(1.0);
         let (tx, frames) = mpsc::channel(self.config.queue_capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut registry = self.registry.write().await;
-        registry.users.entry(user).or_default().push(Connection { id, tx });
-        metrics::gauge!("chat_realtime_connections").increment(1.0);
-        Subscription { id, user, frames, live_from: registry.dispatched }
+        let connections = registry.users.entry(user).or_default();
+        connections.retain(|connection| !connection.tx.is_closed());
+        connections.push(Connection { id, tx });
+        Ok(Subscription { id, user, frames, live_from: registry.dispatched, open: self.open.clone() })
     }
 
     /// The frames `user` would have received for events in (after, until].

@@ -12,4 +12,4 @@ mod routing;
 pub mod socketio;
 
 pub use frames::Frame;
-pub use hub::{Hub, HubConfig, Subscription};
+pub use hub::{Hub, HubConfig, Subscription, TooManyConnections};

@@ -33,6 +33,8 @@ struct Auth {
 enum Refused {
     #[error("unauthorized: auth must be {{\"token\": \"<JWT>\"}}")]
     Unauthorized,
+    #[error("rate_limited: {0}")]
+    TooManyConnections(#[from] super::hub::TooManyConnections),
 }
 
 /// The tower layer serving `/socket.io/`.
@@ -44,7 +46,8 @@ pub fn layer(hub: Hub, jwt: JwtKeys, shutdown: CancellationToken) -> SocketIoLay
 
 async fn authenticate(TryData(auth): TryData<Auth>, State(state): State<SocketState>) -> Result<(), Refused> {
     let auth = auth.map_err(|_| Refused::Unauthorized)?;
-    state.jwt.verify(&auth.token).map(|_| ()).ok_or(Refused::Unauthorized)
+    let caller = state.jwt.verify(&auth.token).ok_or(Refused::Unauthorized)?;
+    Ok(state.hub.admits(caller.user_id)?)
 }
 
 async fn on_connect(socket: SocketRef, Data(auth): Data<Auth>, State(state): State<SocketState>) {
@@ -58,7 +61,14 @@ async fn on_connect(socket: SocketRef, Data(auth): Data<Auth>, State(state): Sta
 /// Replays what was missed, says `ready`, then forwards live frames until the
 /// socket goes away, the subscriber falls behind, or the server stops.
 async fn pump(socket: SocketRef, state: SocketState, user: crate::domain::UserId, after: Option<u64>) {
-    let mut subscription = state.hub.subscribe(user).await;
+    let mut subscription = match state.hub.subscribe(user).await {
+        Ok(subscription) => subscription,
+        Err(refused) => {
+            let _ = socket.emit("error", &serde_json::json!({"code": "rate_limited", "detail": refused.to_string()}));
+            let _ = socket.disconnect();
+            return;
+        }
+    };
     let mut live_from = subscription.live_from;
     if let Some(after) = after {
         if after < live_from {

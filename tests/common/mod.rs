@@ -4,12 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod mariadb_process;
 pub mod nats_process;
+pub mod server_process;
 pub mod ws;
 
 use std::time::Duration;
 
-use chat::config::{Config, Role};
+use chat::config::{Config, Limits, Role};
 use chat::domain::UserId;
 use chat::http::JwtKeys;
 use chat::server::RunningServer;
@@ -19,7 +21,7 @@ use sqlx::MySqlPool;
 
 pub const MYSQL: &str = "mysql://root@127.0.0.1:3306";
 pub const NATS: &str = "nats://127.0.0.1:4222";
-const SECRET: &str = "test-secret";
+pub const SECRET: &str = "test-secret";
 
 /// A running app and what a test needs to talk to it.
 pub struct TestApp {
@@ -32,6 +34,8 @@ pub struct TestApp {
     pub stream: String,
     pub subject_prefix: String,
     pub nats_url: String,
+    /// The MySQL server's URL, without a database.
+    pub mysql_url: String,
     server: Option<RunningServer>,
     owns_resources: bool,
 }
@@ -85,11 +89,37 @@ pub async fn spawn_app_sharing_with_roles(other: &TestApp, roles: &[Role]) -> Te
     app
 }
 
+/// Starts the app with the given abuse limits (other tests run without rate limits).
+pub async fn spawn_app_with_limits(limits: Limits) -> TestApp {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (database, stream, prefix) = (format!("chat_test_{suffix}"), format!("TEST_{suffix}"), format!("test_{suffix}.events"));
+    start_with_limits(MYSQL, database, NATS, stream, prefix, &Role::ALL, limits).await
+}
+
+/// Starts the app against the given MySQL server (URL without a database) and NATS.
+pub async fn spawn_app_on(mysql_url: &str, nats_url: &str) -> TestApp {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (database, stream, prefix) = (format!("chat_test_{suffix}"), format!("TEST_{suffix}"), format!("test_{suffix}.events"));
+    start_with_limits(mysql_url, database, nats_url, stream, prefix, &Role::ALL, Limits::UNLIMITED_RATE).await
+}
+
 async fn start(database: String, nats_url: &str, stream: String, subject_prefix: String, roles: &[Role]) -> TestApp {
+    start_with_limits(MYSQL, database, nats_url, stream, subject_prefix, roles, Limits::UNLIMITED_RATE).await
+}
+
+async fn start_with_limits(
+    mysql_url: &str,
+    database: String,
+    nats_url: &str,
+    stream: String,
+    subject_prefix: String,
+    roles: &[Role],
+    limits: Limits,
+) -> TestApp {
     if std::env::var_os("RUST_LOG").is_some() {
         chat::telemetry::init_logs();
     }
-    let database_url = format!("{MYSQL}/{database}");
+    let database_url = format!("{mysql_url}/{database}");
     let config = Config {
         database_url: database_url.clone(),
         nats_url: nats_url.to_owned(),
@@ -101,6 +131,7 @@ async fn start(database: String, nats_url: &str, stream: String, subject_prefix:
         aggregate_cache: 1000,
         read_wait_ms: 2000,
         ws_queue: 64,
+        limits,
     };
     let server = chat::server::start(config, roles).await.expect("app starts");
     // A process without the API role has no address; its `base` is unusable.
@@ -116,6 +147,7 @@ async fn start(database: String, nats_url: &str, stream: String, subject_prefix:
         stream,
         subject_prefix,
         nats_url: nats_url.to_owned(),
+        mysql_url: mysql_url.to_owned(),
         server: Some(server),
         owns_resources: true,
     }
@@ -271,6 +303,7 @@ impl Drop for TestApp {
         let database = self.database.clone();
         let stream = self.stream.clone();
         let nats_url = self.nats_url.clone();
+        let mysql_url = self.mysql_url.clone();
         let server = self.server.take();
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
@@ -278,7 +311,7 @@ impl Drop for TestApp {
             };
             runtime.block_on(async move {
                 drop(server);
-                if let Ok(pool) = chat::db::connect(MYSQL, 2).await {
+                if let Ok(pool) = chat::db::connect(&mysql_url, 2).await {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await;
                 }
                 let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1)).connect(nats_url.as_str());

@@ -1,6 +1,6 @@
 //! Conversation commands: create, rename, archive, unarchive.
 
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::super::command_runner::{run_command, Answer, CommandRequest, RequestHead};
 use super::super::json::JsonBody;
 use super::super::{paths, ApiError, AppState, Caller};
-use super::{param, PositionAnswer};
+use super::{param, PathParams, PositionAnswer};
 use crate::app::{ExecuteError, DIRECT_LOOKUP};
 use crate::domain::conversation::{Conversation, ConversationAggregate, ConversationCommand, CreateConversation};
 use crate::domain::values::{ConversationName, ConversationType, MAX_PARTICIPANTS};
@@ -153,7 +153,7 @@ pub async fn rename_conversation(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<RenameBody>,
 ) -> Result<Response, ApiError> {
     let name = body.value.validate()?;
@@ -171,7 +171,7 @@ pub async fn archive_conversation(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, b"")?;
     let id = paths::conversation_id(param(&params, "id"))?;
@@ -187,7 +187,7 @@ pub async fn unarchive_conversation(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, b"")?;
     let id = paths::conversation_id(param(&params, "id"))?;

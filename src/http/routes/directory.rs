@@ -1,6 +1,6 @@
 //! Directory commands (scope `chat:admin`): users and postings.
 
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use super::super::json::JsonBody;
 use super::super::problem::Problem;
 use super::super::{paths, ApiError, AppState, Caller, SCOPE_ADMIN};
 use super::conversations::into_api_error;
-use super::{param, PositionAnswer};
+use super::{param, PathParams, PositionAnswer};
 use crate::domain::posting::PublishPosting;
 use crate::domain::user::RegisterUser;
 use crate::domain::values::{check_posting_title, UserProfile};
@@ -57,7 +57,7 @@ pub async fn put_user(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<PutUserBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
@@ -82,7 +82,7 @@ pub async fn put_posting(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<PutPostingBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;

@@ -1,6 +1,6 @@
 //! Message commands: send, edit, delete, and read marks.
 
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use super::super::json::JsonBody;
 use super::super::problem::Problem;
 use super::super::{paths, ApiError, AppState, Caller};
 use super::conversations::{conversation_command, into_api_error};
-use super::{param, PositionAnswer};
+use super::{param, PathParams, PositionAnswer};
 use crate::app::MESSAGE_LOOKUP;
 use crate::domain::conversation::ConversationCommand;
 use crate::domain::values::{MessageBody, MessageType, CONTENT_MAX_CHARS};
@@ -95,7 +95,7 @@ pub async fn send_message(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<SendMessageBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
@@ -123,7 +123,7 @@ pub async fn edit_message(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<EditMessageBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
@@ -131,7 +131,7 @@ pub async fn edit_message(
     let message_id = paths::message_id(param(&params, "id"))?;
     let conversation = conversation_of(&state, message_id).await?;
     let command = ConversationCommand::EditMessage { by: caller.user_id, message_id, content };
-    conversation_command(&state, &caller, request, conversation, command).await
+    conversation_command(&state, &caller, request, conversation, command).await.map_err(as_unknown_message)
 }
 
 /// Deletes a message (its sender, or an OWNER or ADMIN of the conversation).
@@ -143,13 +143,14 @@ pub async fn delete_message(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, b"")?;
     let message_id = paths::message_id(param(&params, "id"))?;
     let conversation = conversation_of(&state, message_id).await?;
     conversation_command(&state, &caller, request, conversation, ConversationCommand::DeleteMessage { by: caller.user_id, message_id })
         .await
+        .map_err(as_unknown_message)
 }
 
 /// Moves the caller's read mark forward to a message (never back).
@@ -161,7 +162,7 @@ pub async fn mark_read(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<MarkReadBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
@@ -171,6 +172,15 @@ pub async fn mark_read(
 }
 
 /// The conversation a message belongs to; 404 if there is no such message.
+/// A message command by someone outside the message's conversation must
+/// answer exactly as if the message did not exist: the id reveals nothing.
+pub(super) fn as_unknown_message(error: ApiError) -> ApiError {
+    match error {
+        ApiError::NotFound(what) if what == "conversation" => ApiError::NotFound("message".into()),
+        other => other,
+    }
+}
+
 pub(super) async fn conversation_of(state: &AppState, message_id: MessageId) -> Result<ConversationId, ApiError> {
     let stream = state
         .executor

@@ -10,12 +10,18 @@ mod queries;
 mod reactions;
 mod websocket;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
 use axum::routing::{get, patch, post, put};
 use axum::Router;
+use std::time::Duration;
+
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use super::problem::problem_documents_only;
+use super::rate_limit::limit_commands;
 use super::security_headers::with_security_headers;
 use super::{ApiError, AppState, MAX_BODY_BYTES};
 
@@ -49,7 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(websocket))
         .route("/events", get(replay_events))
         .route("/events/schema", get(event_schemas))
-        .route("/openapi.json", get(openapi_document));
+        .route("/openapi.json", get(openapi_document))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_commands));
     let router = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
@@ -57,7 +64,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(problem_documents_only))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(state.limits.body_timeout_secs.max(1))))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -65,9 +74,26 @@ pub fn router(state: AppState) -> Router {
     with_security_headers(router)
 }
 
+/// The path's parameters, percent-decoded once. A segment that does not
+/// decode to UTF-8 is an id that cannot exist (404) or, for an emoji, a value
+/// out of its limits (422): a problem document either way.
+pub(super) struct PathParams(RawPathParams);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match RawPathParams::from_request_parts(parts, state).await {
+            Ok(params) => Ok(Self(params)),
+            Err(rejection) if rejection.body_text().contains("`emoji`") => Err(ApiError::invalid("emoji", "must be UTF-8")),
+            Err(_) => Err(ApiError::NotFound("resource".into())),
+        }
+    }
+}
+
 /// A path parameter by name (always present: the route declares it).
-pub(super) fn param<'a>(params: &'a axum::extract::RawPathParams, name: &str) -> &'a str {
-    params.iter().find(|(key, _)| *key == name).map(|(_, value)| value).unwrap_or("")
+pub(super) fn param<'a>(params: &'a PathParams, name: &str) -> &'a str {
+    params.0.iter().find(|(key, _)| *key == name).map(|(_, value)| value).unwrap_or("")
 }
 
 /// The answer of commands that create nothing: the position of their last event.

@@ -1,6 +1,6 @@
 //! Membership commands: add, remove (or leave), change role, own settings.
 
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use super::super::json::JsonBody;
 use super::super::problem::Problem;
 use super::super::{paths, ApiError, AppState, Caller};
 use super::conversations::{answer_with_position, conversation_command};
-use super::{param, PositionAnswer};
+use super::{param, PathParams, PositionAnswer};
 use crate::domain::conversation::ConversationCommand;
 use crate::domain::values::Role;
 use crate::domain::UserId;
@@ -75,7 +75,7 @@ pub async fn add_participant(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<AddParticipantBody>,
 ) -> Result<Response, ApiError> {
     let (user_id, role) = body.value.validate()?;
@@ -94,7 +94,7 @@ pub async fn remove_participant(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, b"")?;
     let id = paths::conversation_id(param(&params, "id"))?;
@@ -111,7 +111,7 @@ pub async fn change_role(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<ChangeRoleBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, &body.raw)?;
@@ -130,7 +130,7 @@ pub async fn change_own_settings(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
     body: JsonBody<SettingsBody>,
 ) -> Result<Response, ApiError> {
     let (is_muted, notifications_enabled) = body.value.validate()?;

@@ -1,7 +1,7 @@
 //! Queries, served from the read-model tables. Each accepts `min_position`:
 //! the answer waits (bounded) until the read models have applied it.
 
-use axum::extract::{RawPathParams, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::super::problem::Problem;
 use super::super::query_params::QueryParams;
 use super::super::{paths, ApiError, AppState, Caller};
-use super::param;
+use super::{param, PathParams};
 use crate::domain::{MessageId, PostingId, UserId};
 use crate::queries::messages::Page;
 use crate::queries::{conversations, messages, ConversationItem, MessageItem};
@@ -74,7 +74,7 @@ pub async fn list_conversations(State(state): State<AppState>, caller: Caller, R
 pub async fn get_conversation(
     State(state): State<AppState>,
     caller: Caller,
-    params: RawPathParams,
+    params: PathParams,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = QueryParams::parse(query.as_deref());
@@ -117,7 +117,7 @@ pub async fn find_direct(State(state): State<AppState>, caller: Caller, RawQuery
 pub async fn list_messages(
     State(state): State<AppState>,
     caller: Caller,
-    params: RawPathParams,
+    params: PathParams,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = QueryParams::parse(query.as_deref());

@@ -1,6 +1,6 @@
 //! Reaction commands: one reaction per user, message and emoji.
 
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -8,8 +8,8 @@ use super::super::command_runner::{run_command, Answer, CommandRequest, RequestH
 use super::super::problem::Problem;
 use super::super::{paths, ApiError, AppState, Caller};
 use super::conversations::{conversation_command, into_api_error};
-use super::messages::conversation_of;
-use super::{param, PositionAnswer};
+use super::messages::{as_unknown_message, conversation_of};
+use super::{param, PathParams, PositionAnswer};
 use crate::domain::conversation::ConversationCommand;
 use crate::domain::values::Emoji;
 use crate::domain::ReactionId;
@@ -22,11 +22,10 @@ pub struct ReactionAnswer {
 }
 
 /// The emoji path segment, percent-decoded and checked (422 when invalid).
-fn emoji(params: &RawPathParams) -> Result<Emoji, ApiError> {
-    let decoded = percent_encoding::percent_decode_str(param(params, "emoji"))
-        .decode_utf8()
-        .map_err(|_| ApiError::invalid("emoji", "must be UTF-8"))?;
-    Emoji::parse(&decoded).map_err(|e| ApiError::Validation(vec![e]))
+fn emoji(params: &PathParams) -> Result<Emoji, ApiError> {
+    // The router has percent-decoded the segment already: decoding it again
+    // would turn a literal "%41" into "A".
+    Emoji::parse(param(params, "emoji")).map_err(|e| ApiError::Validation(vec![e]))
 }
 
 /// Adds the caller's reaction; the same reaction again answers 200 with the first one.
@@ -40,7 +39,7 @@ pub async fn add_reaction(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, b"")?;
     let emoji = emoji(&params)?;
@@ -60,6 +59,7 @@ pub async fn add_reaction(
         .at(outcome.position))
     })
     .await
+    .map_err(as_unknown_message)
 }
 
 /// Removes the caller's reaction; 404 if there is none.
@@ -71,7 +71,7 @@ pub async fn remove_reaction(
     State(state): State<AppState>,
     caller: Caller,
     head: RequestHead,
-    params: RawPathParams,
+    params: PathParams,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&head, b"")?;
     let emoji = emoji(&params)?;
@@ -85,4 +85,5 @@ pub async fn remove_reaction(
         ConversationCommand::RemoveReaction { by: caller.user_id, message_id, emoji },
     )
     .await
+    .map_err(as_unknown_message)
 }

@@ -7,10 +7,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Extension;
 use futures::{SinkExt, StreamExt};
 
 use super::super::query_params::QueryParams;
-use super::super::{ApiError, AppState, Caller};
+use super::super::{ApiError, AppState, Caller, ConnectionSlot};
 use crate::realtime::Frame;
 
 /// Ping interval; a client silent for `DEAD_AFTER` is disconnected.
@@ -20,6 +21,8 @@ const DEAD_AFTER: Duration = Duration::from_secs(60);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Close code for a subscriber dropped for not keeping up.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4001;
+/// Close code for a connection over the per-user cap (raced past the check before the upgrade).
+const CLOSE_POLICY_VIOLATION: u16 = 1008;
 
 /// Opens a realtime subscription (token in the `Authorization` header or `?token=`;
 /// `?after_position=N` replays what was missed since N first).
@@ -31,6 +34,7 @@ pub async fn websocket(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    slot: Option<Extension<ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(query.as_deref());
@@ -43,13 +47,18 @@ pub async fn websocket(
     let caller = state.jwt.verify(token.trim()).ok_or(ApiError::Unauthorized)?;
     let after = params.integer("after_position", 0, i64::MAX as u64, None)?;
     let hub = state.hub.clone().ok_or_else(|| ApiError::Unavailable("realtime is not running in this process".into()))?;
+    hub.admits(caller.user_id).map_err(|refused| ApiError::TooManyConnections(refused.0))?;
     let shutdown = state.shutdown.clone();
     Ok(upgrade
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, hub, caller, after, shutdown)))
+        .on_upgrade(move |socket| async move {
+            // The socket keeps its connection's slot (`CHAT_MAX_CONNECTIONS`) while it lives.
+            let _slot = slot;
+            serve(socket, hub, caller, after, shutdown).await
+        }))
 }
 
 async fn serve(
@@ -59,8 +68,14 @@ async fn serve(
     after: Option<u64>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let mut subscription = hub.subscribe(caller.user_id).await;
     let (mut sink, mut incoming) = socket.split();
+    let mut subscription = match hub.subscribe(caller.user_id).await {
+        Ok(subscription) => subscription,
+        Err(refused) => {
+            let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close(CLOSE_POLICY_VIOLATION, &refused.to_string()))).await;
+            return;
+        }
+    };
     let mut live_from = subscription.live_from;
     if let Some(after) = after {
         if after < live_from {
