@@ -1,0 +1,445 @@
+//! Crash safety of the real binary: `chat serve` killed with SIGKILL at random
+//! moments under a few hundred sends per second, and restarted on the same
+//! database and stream. Clients retry unanswered requests with the same
+//! `Idempotency-Key`, as a real client does. Afterwards:
+//!
+//! * every acknowledged (2xx) send is in the event log exactly once, at the
+//!   position it was answered with, and no send was applied twice;
+//! * messages are numbered 1, 2, 3... in every conversation;
+//! * the JetStream stream holds every event exactly once, in order;
+//! * the read models equal a rebuild from the log;
+//! * WebSocket subscribers that reconnected (with `after_position` = the last
+//!   position seen) through every crash, and a fresh one resuming from 0,
+//!   received every event of their conversations exactly once, in order.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::server_process::ServerProcess;
+use common::ws::Subscriber;
+use common::TestApp;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// Users 1..=USERS; GROUPS conversations of GROUP_SIZE consecutive users (wrapping), each user in two.
+const USERS: i64 = 60;
+const GROUPS: i64 = 12;
+const GROUP_SIZE: i64 = 10;
+/// Sends started per second (open loop), and for how long.
+const RATE: u64 = 250;
+const LOAD: Duration = Duration::from_secs(40);
+/// Each kill happens at a random moment of one of these windows (seconds into the load).
+const KILL_WINDOWS: [(u64, u64); 4] = [(4, 9), (13, 18), (22, 27), (31, 36)];
+/// First attempts in flight at most (retries are not counted).
+const MAX_IN_FLIGHT: usize = 128;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// A request reserved by a killed process keeps its `Idempotency-Key` for 30 s
+/// (`app/idempotency.rs`), so a retry may answer 409 `idempotency_in_progress`
+/// that long after the crash; clients give up this long after the last kill.
+const RETRY_FOR_AFTER_LAST_KILL: Duration = Duration::from_secs(45);
+/// Users whose WebSocket follows the whole run, reconnecting after each crash.
+const FOLLOWERS: [i64; 2] = [1, 2];
+/// A user who connects at the end with `after_position=0`.
+const LATE_SUBSCRIBER: i64 = 7;
+
+/// The members of group `g` (0-based); the first is its owner.
+fn members(g: i64) -> Vec<i64> {
+    (0..GROUP_SIZE).map(|i| (g * (USERS / GROUPS) + i) % USERS + 1).collect()
+}
+
+/// A small deterministic generator (xorshift64*), seeded per run.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Self {
+        Self((uuid::Uuid::new_v4().as_u128() as u64) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A send the server acknowledged (2xx).
+#[derive(Debug, Clone)]
+struct Acked {
+    key: String,
+    conversation: String,
+    content: String,
+    message_id: String,
+    position: u64,
+    attempts: u32,
+    replayed: bool,
+}
+
+/// How a send ended for its client (fields are read through `Debug` in failure messages).
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Outcome {
+    Acked(Acked),
+    /// Never answered 2xx before the client gave up.
+    Unanswered {
+        key: String,
+        content: String,
+        last: String,
+    },
+    /// Answered with a status a retry cannot change (a bug in this test or the server).
+    Refused {
+        key: String,
+        status: StatusCode,
+        body: String,
+    },
+}
+
+/// POST one message with its key until a 2xx, a definitive refusal, or `give_up` (read when a retry is due).
+async fn send_until_answered(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    key: String,
+    content: String,
+    give_up: Arc<Mutex<Option<Instant>>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Outcome {
+    let body = json!({ "content": content }).to_string();
+    let mut permit = Some(permit);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let sent = client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("idempotency-key", &key)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        let last = match sent {
+            Ok(response) => {
+                let status = response.status();
+                let replayed = response.headers().contains_key("idempotent-replayed");
+                match response.text().await {
+                    Ok(text) if status.is_success() => {
+                        let answer: Value = serde_json::from_str(&text).expect("JSON answer");
+                        return Outcome::Acked(Acked {
+                            key,
+                            conversation: url.rsplit('/').nth(1).expect("conversation in path").to_owned(),
+                            content,
+                            message_id: answer["message_id"].as_str().expect("message_id").to_owned(),
+                            position: answer["position"].as_u64().expect("position"),
+                            attempts,
+                            replayed,
+                        });
+                    }
+                    Ok(text) => {
+                        let retryable = status.is_server_error()
+                            || status == StatusCode::TOO_MANY_REQUESTS
+                            || (status == StatusCode::CONFLICT && text.contains("idempotency_in_progress"));
+                        if !retryable {
+                            return Outcome::Refused { key, status, body: text };
+                        }
+                        format!("{status} {text}")
+                    }
+                    Err(error) => format!("{status}, body lost: {error}"),
+                }
+            }
+            Err(error) => format!("{error}"),
+        };
+        // Only first attempts count against the in-flight bound.
+        permit.take();
+        let deadline = *give_up.lock().unwrap();
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Outcome::Unanswered { key, content, last };
+        }
+        tokio::time::sleep(Duration::from_millis(150 + (attempts as u64 % 4) * 50)).await;
+    }
+}
+
+/// A WebSocket client that follows `user`'s events from position 0 and, each
+/// time the connection ends (a crash), reconnects with `after_position` = the
+/// last position it saw. Returns its frames (without `ready`) and how many
+/// connections it made.
+async fn follow(base: String, token: String, seen: Arc<AtomicU64>, stop: CancellationToken) -> (Vec<Value>, u32) {
+    let ws_base = base.replacen("http://", "ws://", 1);
+    let mut frames = Vec::new();
+    let mut connections = 0;
+    while !stop.is_cancelled() {
+        let last = seen.load(Ordering::SeqCst);
+        let url = format!("{ws_base}/api/v1/ws?token={token}&after_position={last}");
+        let Ok(Ok((mut socket, _))) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url)).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        connections += 1;
+        loop {
+            let message = tokio::select! {
+                _ = stop.cancelled() => break,
+                message = socket.next() => message,
+            };
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
+                    if frame["event"] != "ready" {
+                        seen.store(frame["position"].as_u64().expect("frame position"), Ordering::SeqCst);
+                        frames.push(frame);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+    (frames, connections)
+}
+
+/// One event of the log, as the audit reads it.
+struct LoggedEvent {
+    position: u64,
+    stream_id: String,
+    event_type: String,
+    data: Value,
+    metadata: Value,
+}
+
+async fn read_log(app: &TestApp) -> Vec<LoggedEvent> {
+    let rows: Vec<(u64, String, String, String, String)> = sqlx::query_as(
+        "SELECT position, stream_id, event_type, CAST(data AS CHAR), CAST(metadata AS CHAR) FROM event_log ORDER BY position",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("event log");
+    rows.into_iter()
+        .map(|(position, stream_id, event_type, data, metadata)| LoggedEvent {
+            position,
+            stream_id,
+            event_type,
+            data: serde_json::from_str(&data).expect("data JSON"),
+            metadata: serde_json::from_str(&metadata).expect("metadata JSON"),
+        })
+        .collect()
+}
+
+/// The frames `user` must receive: (position, event, message id for `message:new`),
+/// for every event of the conversations they are in (all joined at creation here).
+fn expected_frames(log: &[LoggedEvent], conversations: &HashSet<String>) -> Vec<(u64, String, Option<String>)> {
+    log.iter()
+        .filter(|e| conversations.contains(&e.stream_id))
+        .map(|e| match e.event_type.as_str() {
+            "ConversationCreated" => (e.position, "conversation:created".to_owned(), None),
+            "MessageSent" => (e.position, "message:new".to_owned(), e.data["message_id"].as_str().map(str::to_owned)),
+            other => panic!("this test sends no {other}"),
+        })
+        .collect()
+}
+
+fn received(frames: &[Value]) -> Vec<(u64, String, Option<String>)> {
+    frames
+        .iter()
+        .map(|f| {
+            let id = (f["event"] == "message:new").then(|| f["data"]["id"].as_str().expect("message id").to_owned());
+            (f["position"].as_u64().expect("position"), f["event"].as_str().expect("event").to_owned(), id)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_command() {
+    let started = Instant::now();
+    // Declared before the server, so dropped after it: the database and the stream go last.
+    let app = TestApp::for_process("crash").await;
+    let mut server = ServerProcess::start(&app).await;
+    let mut rng = Rng::seeded();
+
+    // Setup: users and groups, before any crash.
+    app.register_users(1..=USERS).await;
+    let mut groups = Vec::new();
+    for g in 0..GROUPS {
+        let m = members(g);
+        groups.push((app.create_group(m[0], &m[1..]).await, m));
+    }
+    let conversations_of =
+        |user: i64| -> HashSet<String> { groups.iter().filter(|(_, m)| m.contains(&user)).map(|(c, _)| c.clone()).collect() };
+
+    let stop_followers = CancellationToken::new();
+    let followers: Vec<_> = FOLLOWERS
+        .iter()
+        .map(|&user| {
+            let seen = Arc::new(AtomicU64::new(0));
+            let task = tokio::spawn(follow(app.base.clone(), app.token(user), seen.clone(), stop_followers.clone()));
+            (user, seen, task)
+        })
+        .collect();
+
+    // The load: RATE sends per second, each by a random member of a random group, each with its own key.
+    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).pool_max_idle_per_host(MAX_IN_FLIGHT).build().unwrap();
+    let tokens: HashMap<i64, String> = (1..=USERS).map(|u| (u, app.token(u))).collect();
+    let give_up = Arc::new(Mutex::new(None));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let generator = {
+        let (groups, base, give_up, in_flight) = (groups.clone(), app.base.clone(), give_up.clone(), in_flight.clone());
+        let mut rng = Rng::seeded();
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            let load_started = Instant::now();
+            let mut ticker = tokio::time::interval(Duration::from_millis(20));
+            let per_tick = RATE / 50;
+            while load_started.elapsed() < LOAD {
+                ticker.tick().await;
+                for _ in 0..per_tick {
+                    let permit = in_flight.clone().acquire_owned().await.unwrap();
+                    let (conversation, members) = &groups[rng.below(groups.len() as u64) as usize];
+                    let user = members[rng.below(members.len() as u64) as usize];
+                    let n = tasks.len();
+                    tasks.push(tokio::spawn(send_until_answered(
+                        client.clone(),
+                        format!("{base}/api/v1/conversations/{conversation}/messages"),
+                        tokens[&user].clone(),
+                        format!("crash-{n}"),
+                        format!("crash message {n} from {user}"),
+                        give_up.clone(),
+                        permit,
+                    )));
+                }
+            }
+            tasks
+        })
+    };
+
+    // The crashes.
+    let load_started = Instant::now();
+    let mut kills = Vec::new();
+    for (from, to) in KILL_WINDOWS {
+        let at = Duration::from_millis(from * 1000 + rng.below((to - from) * 1000));
+        tokio::time::sleep(at.saturating_sub(load_started.elapsed())).await;
+        let pid = server.pid();
+        server.kill();
+        let killed_at = load_started.elapsed();
+        tokio::time::sleep(Duration::from_millis(rng.below(500))).await;
+        server.restart(&app.base).await;
+        kills.push((killed_at, pid, load_started.elapsed() - killed_at));
+    }
+    *give_up.lock().unwrap() = Some(Instant::now() + RETRY_FOR_AFTER_LAST_KILL);
+
+    let tasks = generator.await.unwrap();
+    let issued = tasks.len();
+    let mut acked = Vec::new();
+    let mut unanswered = Vec::new();
+    let mut refused = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Outcome::Acked(a) => acked.push(a),
+            u @ Outcome::Unanswered { .. } => unanswered.push(u),
+            r @ Outcome::Refused { .. } => refused.push(r),
+        }
+    }
+    let load_ended = load_started.elapsed();
+    assert!(refused.is_empty(), "sends refused for good: {:?}", &refused[..refused.len().min(5)]);
+
+    // Everything committed reaches JetStream and the read models.
+    assert!(app.wait_published(Duration::from_secs(60)).await, "the publisher caught up");
+    assert!(app.wait_projected(Duration::from_secs(60)).await, "the projector caught up");
+
+    // 1. The event log: every acknowledged send exactly once, at its answered position; nothing twice.
+    let log = read_log(&app).await;
+    let sent: Vec<&LoggedEvent> = log.iter().filter(|e| e.event_type == "MessageSent").collect();
+    let mut by_message_id: HashMap<&str, Vec<&LoggedEvent>> = HashMap::new();
+    let mut by_content: HashMap<&str, usize> = HashMap::new();
+    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    for event in &sent {
+        by_message_id.entry(event.data["message_id"].as_str().expect("message_id")).or_default().push(event);
+        *by_content.entry(event.data["content"].as_str().expect("content")).or_default() += 1;
+        *by_key.entry(event.metadata["idempotency_key"].as_str().expect("every send had a key")).or_default() += 1;
+    }
+    let lost: Vec<&Acked> = acked.iter().filter(|a| !by_message_id.contains_key(a.message_id.as_str())).collect();
+    assert!(lost.is_empty(), "{} acknowledged sends are not in the log, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    for a in &acked {
+        let events = &by_message_id[a.message_id.as_str()];
+        assert_eq!(events.len(), 1, "message {} is in the log once", a.message_id);
+        let event = events[0];
+        assert_eq!(event.position, a.position, "{} was answered with its event's position", a.key);
+        assert_eq!((event.stream_id.as_str(), event.data["content"].as_str()), (a.conversation.as_str(), Some(a.content.as_str())));
+        assert_eq!(event.metadata["idempotency_key"], a.key.as_str());
+    }
+    let twice: Vec<_> = by_content.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sends applied twice: {twice:?}");
+    assert!(by_key.values().all(|n| *n == 1), "one MessageSent per idempotency key");
+    assert!(
+        unanswered.is_empty(),
+        "{} sends were never answered 2xx within {RETRY_FOR_AFTER_LAST_KILL:?} of the last kill, e.g. {:?}",
+        unanswered.len(),
+        &unanswered[..unanswered.len().min(3)]
+    );
+    assert_eq!(sent.len(), acked.len(), "every send in the log was acknowledged once (no extra, no double)");
+    let mut seqs: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for event in &sent {
+        seqs.entry(event.stream_id.as_str()).or_default().push(event.data["seq"].as_u64().expect("seq"));
+    }
+    for (conversation, seq) in &seqs {
+        assert!(seq.iter().copied().eq(1..=seq.len() as u64), "messages of {conversation} are numbered 1, 2, 3... in log order");
+    }
+
+    // 2. JetStream: each event exactly once, in position order.
+    let published = app.consume_all(Duration::from_secs(3)).await;
+    app.assert_published_exactly_once(&published).await;
+
+    // 3. WebSocket: followers (through every crash) and a late subscriber from 0.
+    let head = log.last().map(|e| e.position).unwrap_or(0);
+    let mut follower_connections = Vec::new();
+    let waited = Instant::now();
+    for (user, seen, _) in &followers {
+        let target = expected_frames(&log, &conversations_of(*user)).last().map(|f| f.0).unwrap_or(0);
+        while seen.load(Ordering::SeqCst) < target && waited.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    stop_followers.cancel();
+    for (user, _, task) in followers {
+        let (frames, connections) = task.await.unwrap();
+        follower_connections.push(connections);
+        let expected = expected_frames(&log, &conversations_of(user));
+        let got = received(&frames);
+        assert_eq!(got.len(), expected.len(), "user {user}: one frame per event of their conversations");
+        assert!(got == expected, "user {user} received every event of their conversations once, in order");
+        assert!(connections > KILL_WINDOWS.len() as u32, "user {user} reconnected after each crash ({connections} connections)");
+    }
+    let late = Subscriber::connect(&app, LATE_SUBSCRIBER, Some(0)).await;
+    assert!(late.ready_at >= head, "live from the head after replaying");
+    let expected = expected_frames(&log, &conversations_of(LATE_SUBSCRIBER));
+    assert!(received(&late.replayed) == expected, "a resume from 0 replays every event of the user's conversations once, in order");
+    late.close().await;
+
+    // 4. The read models equal a rebuild from the log.
+    let live = app.read_model_rows().await;
+    let messages = live.iter().find(|(table, _)| table == "MESSAGES").map(|(_, rows)| rows.len()).unwrap_or(0);
+    assert_eq!(messages, acked.len(), "one MESSAGES row per acknowledged send");
+    chat::projections::rebuild::rebuild(&app.pool, |_, _| {}).await.expect("rebuild");
+    assert!(app.read_model_rows().await == live, "the read models equal a rebuild from the log");
+
+    server.stop(Duration::from_secs(20)).await;
+    let replayed = acked.iter().filter(|a| a.replayed).count();
+    let retried = acked.iter().filter(|a| a.attempts > 1).count();
+    eprintln!(
+        "crash safety: {issued} sends issued, {} acknowledged ({retried} after a retry, {replayed} replayed from their key), \
+         {} events, kills at {:?} (restart took {:?}), load with retries {:.1} s, follower connections {follower_connections:?}, \
+         total {:.1} s",
+        acked.len(),
+        log.len(),
+        kills.iter().map(|k| k.0).collect::<Vec<_>>(),
+        kills.iter().map(|k| k.2).collect::<Vec<_>>(),
+        load_ended.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
