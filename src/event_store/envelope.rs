@@ -232,6 +232,22 @@ mod tests {
         assert_eq!(back, event);
     }
 
+    /// Found by the `stored_events` fuzz target: without serde_json's
+    /// `float_roundtrip`, the number written for a decoded float read back as
+    /// another float, so media metadata drifted each time an event was read
+    /// and written (and the read models disagreed with the log).
+    #[test]
+    fn numbers_in_event_data_read_back_as_written() {
+        use crate::domain::conversation::ConversationEvent;
+        let data = r#"{"conversation_id":"0193a0c2-8c1e-7000-8000-0000000000c0","message_id":"0193a0c2-8c1e-7000-8000-000000000001","sender_id":1,"seq":1,"message_type":"IMAGE","content":null,"media_url":"https://x.test/a.png","media_metadata":{"w":5.996344678304714e-102,"h":8.204213524119387e-10},"reply_to_id":null}"#;
+        let event: ConversationEvent = decode_payload("MessageSent", 1, data).unwrap();
+        let meta = EventMetadata { user_id: Some(1), correlation_id: "c".into(), causation_id: "c".into(), idempotency_key: None };
+        let written = NewEvent::from_payload(&event, &meta).unwrap();
+        assert!(written.data.contains(r#""media_metadata":{"h":8.204213524119387e-10,"w":5.996344678304714e-102}"#), "{}", written.data);
+        let back: ConversationEvent = decode_payload(written.event_type, written.schema_version, &written.data).unwrap();
+        assert_eq!(back, event);
+    }
+
     #[test]
     fn json_line_embeds_stored_data_verbatim() {
         let stored = StoredEvent {
