@@ -30,6 +30,11 @@ const CATCH_UP_BATCH: u32 = 20_000;
 const GATHER: Duration = Duration::from_millis(3);
 /// How long the worker waits for a published event before it checks the log.
 const WAIT: Duration = Duration::from_millis(100);
+/// Bound on making the JetStream subscription: while NATS is unreachable its
+/// requests wait for their timeout, and the log must not wait with them.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause between attempts to (re)subscribe; meanwhile events come from the log.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
 /// The named lock of the process that applies events.
 const LEADER_LOCK: &str = "CONCAT('chat-projections:', DATABASE())";
 /// The named lock held while a batch is applied (and by a rebuild's swap).
@@ -45,6 +50,7 @@ pub struct WorkerConfig {
 pub struct ProjectionWorker {
     pool: MySqlPool,
     reader: EventReader,
+    nats: async_nats::Client,
     js: jetstream::Context,
     config: WorkerConfig,
     applied: watch::Sender<u64>,
@@ -78,7 +84,7 @@ impl Published {
 
 impl ProjectionWorker {
     pub fn new(pool: MySqlPool, nats: async_nats::Client, config: WorkerConfig, applied: watch::Sender<u64>) -> Self {
-        Self { reader: EventReader::new(pool.clone()), pool, js: jetstream::new(nats), config, applied }
+        Self { reader: EventReader::new(pool.clone()), pool, js: jetstream::new(nats.clone()), nats, config, applied }
     }
 
     /// Runs until `shutdown`.
@@ -113,11 +119,17 @@ impl ProjectionWorker {
         self.applied.send_replace(position);
         tracing::info!(position, "projecting");
         let mut messages: Option<pull::Stream> = None;
+        let mut subscribe_at = tokio::time::Instant::now();
         // Behind the log (the last batch read from it was full): read on, without waiting for JetStream.
         let mut behind = false;
         while !shutdown.is_cancelled() {
-            if messages.is_none() {
-                messages = self.subscribe().await;
+            if messages.is_none() && tokio::time::Instant::now() >= subscribe_at {
+                // While NATS is down, follow the log without trying: a JetStream
+                // request would only wait for its timeout.
+                if self.nats.connection_state() == async_nats::connection::State::Connected {
+                    messages = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.subscribe()).await.ok().flatten();
+                }
+                subscribe_at = tokio::time::Instant::now() + RESUBSCRIBE_EVERY;
             }
             let (published, ack) = match messages.as_mut() {
                 _ if behind => (Vec::new(), None),

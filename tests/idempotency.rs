@@ -107,3 +107,25 @@ async fn malformed_keys_are_refused() {
         .await;
     assert_eq!((answer.status, answer.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_release_never_frees_a_key_another_request_took_over() {
+    use chat::app::idempotency::{IdempotencyStore, Reservation};
+    let app = spawn_app().await;
+    let store = IdempotencyStore::new(app.pool.clone());
+    let (first, second) = (IdempotencyStore::new_lease(), IdempotencyStore::new_lease());
+    let user = common::user(1);
+    assert_eq!(store.reserve(user, "k", "hash", &first).await.unwrap(), Reservation::Acquired);
+    // The first request's lease runs out (it died, or the database was down); a retry takes the key over.
+    sqlx::query("UPDATE idempotency_keys SET locked_at = locked_at - INTERVAL 31 SECOND").execute(&app.pool).await.unwrap();
+    assert_eq!(store.reserve(user, "k", "hash", &second).await.unwrap(), Reservation::Acquired);
+
+    // The first request's release, retried until the database answered, comes late: it frees nothing.
+    store.release(user, "k", &first).await.unwrap();
+    let holder: Option<String> =
+        sqlx::query_scalar("SELECT lease_token FROM idempotency_keys WHERE idempotency_key = 'k'").fetch_optional(&app.pool).await.unwrap();
+    assert_eq!(holder.as_deref(), Some(second.as_str()), "the retry still holds the key");
+    store.release(user, "k", &second).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(left, 0, "its holder frees it");
+}

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, Caller};
-use crate::app::idempotency::Reservation;
+use crate::app::idempotency::{IdempotencyStore, Reservation};
 use crate::app::CommandContext;
 use crate::event_store::IdempotencyCompletion;
 
@@ -105,8 +105,13 @@ where
     Fut: Future<Output = Result<Answer, ApiError>>,
 {
     let user = caller.user_id;
+    let lease = IdempotencyStore::new_lease();
     if let Some(key) = &request.key {
-        match state.idempotency.reserve(user, key, &request.fingerprint).await? {
+        let reservation = state.idempotency.reserve(user, key, &request.fingerprint, &lease).await.inspect_err(|_| {
+            // The reservation may have been committed before the connection failed.
+            state.idempotency.release_later(user, key, &lease);
+        })?;
+        match reservation {
             Reservation::Acquired => {}
             Reservation::Replay { status, body } => {
                 let status = StatusCode::from_u16(status).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -143,9 +148,13 @@ where
                     tracing::warn!(%error, "could not store an idempotent response");
                 }
             }
+            // The database is likely down: answer now, free the key when it is back.
+            Err(ApiError::Unavailable(_)) => state.idempotency.release_later(user, key, &lease),
+            // A refusal: free the key before answering, so a corrected retry runs.
             Err(_) => {
-                if let Err(error) = state.idempotency.release(user, key).await {
-                    tracing::warn!(%error, "could not release an idempotency key");
+                if let Err(error) = state.idempotency.release(user, key, &lease).await {
+                    tracing::warn!(%error, "could not release an idempotency key; retrying in the background");
+                    state.idempotency.release_later(user, key, &lease);
                 }
             }
         }
