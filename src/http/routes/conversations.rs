@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::super::command_runner::{run_command, Answer, CommandRequest, RequestHead};
 use super::super::json::JsonBody;
-use super::super::{paths, ApiError, AppState, Caller};
+use super::super::{openapi, paths, ApiError, AppState, Caller};
 use super::{param, PathParams, PositionAnswer};
 use crate::app::{ExecuteError, DIRECT_LOOKUP};
 use crate::domain::conversation::{Conversation, ConversationAggregate, ConversationCommand, CreateConversation};
@@ -22,13 +22,16 @@ use crate::event_store::StreamRef;
 pub struct CreateConversationBody {
     /// `DIRECT` or `GROUP`.
     #[serde(rename = "type")]
-    #[schema(value_type = String, example = "GROUP")]
+    #[schema(schema_with = openapi::conversation_type_schema, example = "GROUP")]
     pub kind: ConversationType,
     /// GROUP only, 1-200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// The posting the conversation is about (UUID).
+    #[schema(format = Uuid)]
     pub posting_id: Option<String>,
     /// The other participants; the creator is added as OWNER.
+    #[schema(schema_with = openapi::participant_ids_schema)]
     pub participant_ids: Vec<i64>,
 }
 
@@ -43,6 +46,8 @@ pub struct ConversationCreated {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameBody {
+    /// 1-200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -145,7 +150,7 @@ impl RenameBody {
 
 /// Renames a GROUP (OWNER or ADMIN).
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "commands", request_body = RenameBody,
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = PositionAnswer), (status = 403, body = super::super::problem::Problem),
         (status = 404, body = super::super::problem::Problem), (status = 409, body = super::super::problem::Problem)),
     security(("bearer" = [])))]
@@ -164,8 +169,9 @@ pub async fn rename_conversation(
 
 /// Archives a conversation (DIRECT: either participant; GROUP: OWNER or ADMIN).
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/archive", tag = "commands",
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = PositionAnswer), (status = 409, body = super::super::problem::Problem)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = super::super::problem::Problem),
+        (status = 409, body = super::super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn archive_conversation(
     State(state): State<AppState>,
@@ -180,8 +186,9 @@ pub async fn archive_conversation(
 
 /// Unarchives a conversation (same rule as archiving).
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/unarchive", tag = "commands",
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = PositionAnswer), (status = 409, body = super::super::problem::Problem)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = super::super::problem::Problem),
+        (status = 409, body = super::super::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn unarchive_conversation(
     State(state): State<AppState>,

@@ -20,8 +20,14 @@ use crate::domain::values::{check_posting_title, UserProfile};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutUserBody {
+    /// 1-100 characters, not blank.
+    #[schema(min_length = 1, max_length = 100)]
     pub first_name: String,
+    /// 1-100 characters, not blank.
+    #[schema(min_length = 1, max_length = 100)]
     pub last_name: String,
+    /// An email address, at most 255 characters.
+    #[schema(format = Email, max_length = 255)]
     pub email: Option<String>,
 }
 
@@ -37,6 +43,8 @@ impl PutUserBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPostingBody {
+    /// 1-200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
 }
 
@@ -50,7 +58,7 @@ impl PutPostingBody {
 
 /// Creates or updates a user of the directory.
 #[utoipa::path(put, path = "/api/v1/users/{id}", tag = "directory", request_body = PutUserBody,
-    params(("id" = i32, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = i32, Path, minimum = 1), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn put_user(
@@ -75,7 +83,7 @@ pub async fn put_user(
 
 /// Creates or retitles a posting.
 #[utoipa::path(put, path = "/api/v1/postings/{id}", tag = "directory", request_body = PutPostingBody,
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn put_posting(

@@ -19,10 +19,10 @@ const MAX_LIMIT: u64 = 100_000_000;
 /// With `follow=true` the response stays open and streams events as they are
 /// appended; empty lines are keep-alives.
 #[utoipa::path(get, path = "/api/v1/events", tag = "replay",
-    params(("after" = Option<u64>, Query, description = "events after this position (default 0)"),
-        ("limit" = Option<u64>, Query, description = "at most this many events (default 1000)"),
+    params(("after" = Option<u64>, Query, maximum = 9223372036854775807_i64, description = "events after this position (default 0)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 100000000, description = "at most this many events (default 1000)"),
         ("type" = Option<String>, Query, description = "only these event types (comma-separated, or repeated)"),
-        ("stream_id" = Option<String>, Query, description = "only this stream"),
+        ("stream_id" = Option<String>, Query, min_length = 1, max_length = 64, pattern = "^[!-~]+$", description = "only this stream"),
         ("follow" = Option<bool>, Query, description = "keep streaming new events")),
     responses((status = 200, content_type = "application/x-ndjson", description = "one event per line"),
         (status = 403, body = Problem), (status = 422, body = Problem)),
@@ -34,8 +34,10 @@ pub async fn replay_events(State(state): State<AppState>, caller: Caller, RawQue
     let follow = params.boolean("follow", false)?;
     let types = event_types(query.as_deref())?;
     let stream_id = params.text("stream_id").map(str::to_owned);
-    if stream_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 64) {
-        return Err(ApiError::invalid("stream_id", "must be 1 to 64 characters"));
+    // Stream ids are UUIDs and integers: visible ASCII, as the log's column stores them
+    // (anything else would fail in the database once the answer has begun).
+    if stream_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(ApiError::invalid("stream_id", "must be 1 to 64 visible ASCII characters"));
     }
     caller.require_scope(SCOPE_EVENTS)?;
     let filter = EventFilter { after, until: None, types, stream_id };

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::super::command_runner::{run_command, Answer, CommandRequest, RequestHead};
 use super::super::json::JsonBody;
 use super::super::problem::Problem;
-use super::super::{paths, ApiError, AppState, Caller};
+use super::super::{openapi, paths, ApiError, AppState, Caller};
 use super::conversations::{conversation_command, into_api_error};
 use super::{param, PathParams, PositionAnswer};
 use crate::app::MESSAGE_LOOKUP;
@@ -22,16 +22,19 @@ use crate::domain::{ConversationId, MessageId};
 #[serde(deny_unknown_fields)]
 pub struct SendMessageBody {
     /// Required, non-blank, for TEXT; at most 10,000 characters.
+    #[schema(max_length = 10000)]
     pub content: Option<String>,
     /// `TEXT` (default), `IMAGE` or `FILE`.
-    #[schema(value_type = Option<String>, example = "TEXT")]
+    #[schema(schema_with = openapi::message_type_schema, example = "TEXT")]
     pub message_type: Option<MessageType>,
     /// http(s) URL, required for IMAGE and FILE; at most 500 characters.
+    #[schema(max_length = 500, pattern = "^https?://")]
     pub media_url: Option<String>,
     /// A JSON object of at most 16 KiB.
     #[schema(value_type = Option<Object>)]
     pub media_metadata: Option<serde_json::Value>,
     /// A message of the same conversation.
+    #[schema(format = Uuid)]
     pub reply_to_id: Option<String>,
 }
 
@@ -58,6 +61,8 @@ pub struct MessageSentAnswer {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditMessageBody {
+    /// At most 10,000 characters; non-blank for a TEXT message.
+    #[schema(max_length = 10000)]
     pub content: String,
 }
 
@@ -75,6 +80,8 @@ impl EditMessageBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkReadBody {
+    /// A message of this conversation: the last one read.
+    #[schema(format = Uuid)]
     pub message_id: String,
 }
 
@@ -87,8 +94,9 @@ impl MarkReadBody {
 
 /// Sends a message to a conversation the caller is in.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "commands", request_body = SendMessageBody,
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 201, body = MessageSentAnswer), (status = 404, body = Problem), (status = 409, body = Problem, description = "archived"),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = MessageSentAnswer), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "archived"),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn send_message(
@@ -115,7 +123,7 @@ pub async fn send_message(
 
 /// Edits a message (its sender only).
 #[utoipa::path(patch, path = "/api/v1/messages/{id}", tag = "commands", request_body = EditMessageBody,
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "deleted message or archived conversation")),
     security(("bearer" = [])))]
@@ -136,8 +144,9 @@ pub async fn edit_message(
 
 /// Deletes a message (its sender, or an OWNER or ADMIN of the conversation).
 #[utoipa::path(delete, path = "/api/v1/messages/{id}", tag = "commands",
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete_message(
     State(state): State<AppState>,
@@ -155,7 +164,7 @@ pub async fn delete_message(
 
 /// Moves the caller's read mark forward to a message (never back).
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "commands", request_body = MarkReadBody,
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = PositionAnswer), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn mark_read(

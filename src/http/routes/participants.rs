@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::super::command_runner::{CommandRequest, RequestHead};
 use super::super::json::JsonBody;
 use super::super::problem::Problem;
-use super::super::{paths, ApiError, AppState, Caller};
+use super::super::{openapi, paths, ApiError, AppState, Caller};
 use super::conversations::{answer_with_position, conversation_command};
 use super::{param, PathParams, PositionAnswer};
 use crate::domain::conversation::ConversationCommand;
@@ -20,9 +20,11 @@ use crate::domain::UserId;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddParticipantBody {
+    /// An existing user.
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub user_id: i64,
     /// `ADMIN` or `MEMBER` (default).
-    #[schema(value_type = Option<String>, example = "MEMBER")]
+    #[schema(schema_with = openapi::added_role_schema, example = "MEMBER")]
     pub role: Option<Role>,
 }
 
@@ -43,7 +45,7 @@ impl AddParticipantBody {
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleBody {
     /// `OWNER` (transfers ownership), `ADMIN` or `MEMBER`.
-    #[schema(value_type = String, example = "ADMIN")]
+    #[schema(schema_with = openapi::role_schema, example = "ADMIN")]
     pub role: Role,
 }
 
@@ -67,7 +69,7 @@ impl SettingsBody {
 
 /// Adds a participant to a GROUP (OWNER or ADMIN).
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/participants", tag = "commands", request_body = AddParticipantBody,
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "already a participant, DIRECT, archived, or full"), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -87,8 +89,9 @@ pub async fn add_participant(
 
 /// Removes a participant from a GROUP (OWNER or ADMIN), or leaves it (oneself).
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}/participants/{user_id}", tag = "commands",
-    params(("id" = String, Path), ("user_id" = i32, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    params(("id" = String, Path, format = Uuid), ("user_id" = i32, Path, minimum = 1), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn remove_participant(
     State(state): State<AppState>,
@@ -104,8 +107,9 @@ pub async fn remove_participant(
 
 /// Changes a participant's role (OWNER only); making someone OWNER transfers ownership.
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}/participants/{user_id}", tag = "commands", request_body = ChangeRoleBody,
-    params(("id" = String, Path), ("user_id" = i32, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    params(("id" = String, Path, format = Uuid), ("user_id" = i32, Path, minimum = 1), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn change_role(
     State(state): State<AppState>,
@@ -123,7 +127,7 @@ pub async fn change_role(
 
 /// Changes the caller's own settings in a conversation.
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}/participants/me", tag = "commands", request_body = SettingsBody,
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = String, Path, format = Uuid), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = PositionAnswer), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn change_own_settings(

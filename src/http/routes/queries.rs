@@ -1,6 +1,8 @@
 //! Queries, served from the read-model tables. Each accepts `min_position`:
 //! the answer waits (bounded) until the read models have applied it.
 
+use std::time::Duration;
+
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -39,9 +41,22 @@ pub struct DirectFound {
 
 const MAX_POSITION: u64 = i64::MAX as u64;
 
+/// What the OpenAPI document says of `min_position`.
+const MIN_POSITION_DOC: &str = "wait (bounded) until the read models have applied this event-log position; \
+    past the log's last position: 422";
+
 /// Waits for `min_position` if given; 503 `projection_lagging` past the bound.
+/// A position the event log has not reached is no client's own write: it
+/// would wait in vain, so it answers 422 at once.
 async fn read_your_writes(state: &AppState, params: &QueryParams) -> Result<(), ApiError> {
     if let Some(position) = params.integer("min_position", 0, MAX_POSITION, None)? {
+        if state.progress.wait_for(position, Duration::ZERO).await? {
+            return Ok(());
+        }
+        let head = state.executor.reader().head().await?;
+        if position > head {
+            return Err(ApiError::invalid("min_position", &format!("is past the event log's last position ({head})")));
+        }
         if !state.progress.wait_for(position, state.read_wait).await? {
             return Err(ApiError::ProjectionLagging(position));
         }
@@ -51,8 +66,10 @@ async fn read_your_writes(state: &AppState, params: &QueryParams) -> Result<(), 
 
 /// The caller's conversations, most recent activity first (`archived=true`: the archived ones).
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "queries",
-    params(("limit" = Option<u32>, Query, description = "1-100, default 20"), ("offset" = Option<u64>, Query),
-        ("archived" = Option<bool>, Query), ("min_position" = Option<u64>, Query)),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 20"),
+        ("offset" = Option<u64>, Query, maximum = 9223372036854775807_i64),
+        ("archived" = Option<bool>, Query),
+        ("min_position" = Option<u64>, Query, maximum = 9223372036854775807_i64, description = MIN_POSITION_DOC)),
     responses((status = 200, body = ConversationPage), (status = 422, body = Problem), (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_conversations(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
@@ -68,7 +85,8 @@ pub async fn list_conversations(State(state): State<AppState>, caller: Caller, R
 
 /// One conversation the caller is in.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "queries",
-    params(("id" = String, Path), ("min_position" = Option<u64>, Query)),
+    params(("id" = String, Path, format = Uuid),
+        ("min_position" = Option<u64>, Query, maximum = 9223372036854775807_i64, description = MIN_POSITION_DOC)),
     responses((status = 200, body = ConversationItem), (status = 404, body = Problem), (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_conversation(
@@ -87,7 +105,8 @@ pub async fn get_conversation(
 
 /// The caller's DIRECT conversation with a user about a posting (or none).
 #[utoipa::path(get, path = "/api/v1/conversations/direct", tag = "queries",
-    params(("user_id" = i32, Query), ("posting_id" = Option<String>, Query), ("min_position" = Option<u64>, Query)),
+    params(("user_id" = i32, Query, minimum = 1), ("posting_id" = Option<String>, Query, format = Uuid),
+        ("min_position" = Option<u64>, Query, maximum = 9223372036854775807_i64, description = MIN_POSITION_DOC)),
     responses((status = 200, body = DirectFound), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn find_direct(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
@@ -109,10 +128,13 @@ pub async fn find_direct(State(state): State<AppState>, caller: Caller, RawQuery
 
 /// A conversation's non-deleted messages, newest first (`before` cursor or `offset`).
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "queries",
-    params(("id" = String, Path), ("limit" = Option<u32>, Query, description = "1-100, default 50"),
-        ("before" = Option<String>, Query, description = "a message id: answer older messages"), ("offset" = Option<u64>, Query),
-        ("min_position" = Option<u64>, Query)),
-    responses((status = 200, body = MessagePage), (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
+    params(("id" = String, Path, format = Uuid),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 50"),
+        ("before" = Option<String>, Query, format = Uuid, description = "a message id: answer older messages"),
+        ("offset" = Option<u64>, Query, maximum = 9223372036854775807_i64),
+        ("min_position" = Option<u64>, Query, maximum = 9223372036854775807_i64, description = MIN_POSITION_DOC)),
+    responses((status = 200, body = MessagePage), (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_messages(
     State(state): State<AppState>,

@@ -30,7 +30,8 @@ fn emoji(params: &PathParams) -> Result<Emoji, ApiError> {
 
 /// Adds the caller's reaction; the same reaction again answers 200 with the first one.
 #[utoipa::path(put, path = "/api/v1/messages/{id}/reactions/{emoji}", tag = "commands",
-    params(("id" = String, Path), ("emoji" = String, Path, description = "percent-encoded, 1-50 characters"),
+    params(("id" = String, Path, format = Uuid),
+        ("emoji" = String, Path, min_length = 1, max_length = 50, description = "percent-encoded, 1-50 characters"),
         ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = ReactionAnswer), (status = 200, body = ReactionAnswer, description = "already there"),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
@@ -64,8 +65,10 @@ pub async fn add_reaction(
 
 /// Removes the caller's reaction; 404 if there is none.
 #[utoipa::path(delete, path = "/api/v1/messages/{id}/reactions/{emoji}", tag = "commands",
-    params(("id" = String, Path), ("emoji" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = PositionAnswer), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    params(("id" = String, Path, format = Uuid), ("emoji" = String, Path, min_length = 1, max_length = 50),
+        ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = PositionAnswer), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn remove_reaction(
     State(state): State<AppState>,

@@ -28,8 +28,13 @@ const CLOSE_POLICY_VIOLATION: u16 = 1008;
 /// `?after_position=N` replays what was missed since N first).
 #[utoipa::path(get, path = "/api/v1/ws", tag = "realtime",
     params(("token" = Option<String>, Query, description = "bearer token, if not in the Authorization header"),
-        ("after_position" = Option<u64>, Query, description = "replay every event after N first")),
-    responses((status = 101, description = "WebSocket upgrade"), (status = 401, body = super::super::problem::Problem)))]
+        ("after_position" = Option<u64>, Query, maximum = 9223372036854775807_i64, description = "replay every event after N first")),
+    responses((status = 101, description = "WebSocket upgrade"),
+        (status = 400, body = super::super::problem::Problem, description = "not a WebSocket handshake"),
+        (status = 401, body = super::super::problem::Problem),
+        (status = 426, body = super::super::problem::Problem, description = "upgrade_required: no Upgrade header"),
+        (status = 429, body = super::super::problem::Problem, description = "rate_limited: this user holds the most realtime connections"),
+        (status = 503, body = super::super::problem::Problem, description = "realtime is not running in this process")))]
 pub async fn websocket(
     State(state): State<AppState>,
     headers: HeaderMap,
