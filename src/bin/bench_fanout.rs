@@ -247,6 +247,9 @@ impl Server {
             .env("CHAT_NATS_STREAM", &names.stream)
             .env("CHAT_NATS_SUBJECT_PREFIX", &names.subject_prefix)
             .env("CHAT_WS_QUEUE", "1024")
+            // One administrator registers every user: no per-user rate limit here.
+            .env("CHAT_RATE_LIMIT_PER_SECOND", "1000000")
+            .env("CHAT_RATE_LIMIT_BURST", "1000000")
             .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
