@@ -31,6 +31,10 @@ pub struct Config {
     /// Conversations whose state is kept in memory for commands.
     #[arg(long, env = "CHAT_AGGREGATE_CACHE", default_value_t = 10_000)]
     pub aggregate_cache: usize,
+    /// Events the cached conversation states may hold together (a state grows
+    /// with its messages); past it the least recently used are dropped.
+    #[arg(long, env = "CHAT_AGGREGATE_CACHE_EVENTS", default_value_t = 2_000_000)]
+    pub aggregate_cache_events: u64,
     /// How long a query with `min_position` waits for the read models, in ms.
     #[arg(long, env = "CHAT_READ_WAIT_MS", default_value_t = 2_000)]
     pub read_wait_ms: u64,

@@ -76,6 +76,7 @@ async fn run(args: &Args, pool: &MySqlPool, url: &str, suffix: &str) -> Result<(
         nats_subject_prefix: format!("benchexport_{suffix}.events"),
         db_max_connections: 8,
         aggregate_cache: 1000,
+        aggregate_cache_events: 2_000_000,
         read_wait_ms: 2000,
         ws_queue: 1024,
         limits: chat::config::Limits::UNLIMITED_RATE,

@@ -1183,6 +1183,7 @@ fn projector_config(database_url: &str, suffix: &str) -> Result<Config> {
         nats_subject_prefix: format!("benchread_{suffix}.events"),
         db_max_connections: 16,
         aggregate_cache: 10_000,
+        aggregate_cache_events: 2_000_000,
         read_wait_ms: 2_000,
         ws_queue: 1_024,
         limits: chat::config::Limits::UNLIMITED_RATE,

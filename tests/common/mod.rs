@@ -129,6 +129,7 @@ async fn start_with_limits(
         nats_subject_prefix: subject_prefix.clone(),
         db_max_connections: 8,
         aggregate_cache: 1000,
+        aggregate_cache_events: 2_000_000,
         read_wait_ms: 2000,
         ws_queue: 64,
         limits,
