@@ -75,3 +75,35 @@ async fn direct_creation_raced_from_both_users_gives_one_conversation() {
         assert_eq!(app.event_count().await, before + 1, "one ConversationCreated");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_raced_with_the_command_it_repeats_answers_a_committed_position() {
+    let app = spawn_app().await;
+    app.register_users(1..=2).await;
+    let c = app.create_group(1, &[2]).await;
+    let mut messages = Vec::new();
+    for i in 0..40 {
+        messages.push(app.send(1, &c, &format!("m{i}")).await);
+    }
+    // Each round marks a newer message read and, at the same time, an older
+    // one: whichever is decided second may be a no-op whose answer names the
+    // first one's event while its commit is still in flight.
+    for pair in messages.chunks(2) {
+        let (older, newer) = (&pair[0], &pair[1]);
+        let path = format!("/conversations/{c}/read");
+        let (a, b) = tokio::join!(
+            app.call(Method::POST, &path, 2, Some(json!({"message_id": newer}))),
+            app.call(Method::POST, &path, 2, Some(json!({"message_id": older}))),
+        );
+        for answer in [a, b] {
+            assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+            let position = answer.body["position"].as_u64().unwrap();
+            let found: Option<u64> = sqlx::query_scalar("SELECT position FROM event_log WHERE position = ?")
+                .bind(position)
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
+            assert_eq!(found, Some(position), "the answer names a committed event, not {position}");
+        }
+    }
+}

@@ -13,6 +13,8 @@ use super::{AggregateCache, CommandContext, CommandError, Directory};
 
 /// Attempts before a contended command gives up.
 const MAX_ATTEMPTS: u32 = 30;
+/// How long a no-op's answer waits for the event it refers to to be committed.
+const NOOP_COMMIT_WAIT: Duration = Duration::from_secs(3);
 
 /// Write-side knowledge of an aggregate beyond its rules: which lookups its
 /// events maintain, and which version a no-op answers with.
@@ -108,6 +110,27 @@ impl<E: Into<CommandError>> From<E> for ExecuteError {
 }
 
 impl Executor {
+    /// The position of `stream`'s event `version`, once committed. The cached
+    /// state runs ahead of the log while a group commit is in flight, so a
+    /// no-op decided on it may refer to an event a few milliseconds from
+    /// being committed: the answer waits for it rather than naming no
+    /// position (or one that may never exist).
+    async fn committed_position(&self, stream: &StreamRef, version: u64) -> Result<u64, CommandError> {
+        if version == 0 {
+            return Ok(0);
+        }
+        let deadline = tokio::time::Instant::now() + NOOP_COMMIT_WAIT;
+        loop {
+            if let Some(position) = self.reader.position_of(stream, version).await? {
+                return Ok(position);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CommandError::Unavailable(format!("event {version} of {} is not committed yet", stream.stream_id)));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     pub fn new(appender: Appender, reader: EventReader) -> Self {
         let directory = Directory::new(reader.clone());
         Self { appender, reader, directory }
@@ -150,7 +173,7 @@ impl Executor {
                 let version = A::noop_version(command, &slot.state, slot.version);
                 let existing_id = A::existing_id(command, &slot.state);
                 drop(slot);
-                let position = self.reader.position_of(&stream, version).await?.unwrap_or(0);
+                let position = self.committed_position(&stream, version).await?;
                 return Ok(CommandOutcome { position, appended: false, existing_id });
             }
             let references: Vec<_> = events.iter().flat_map(A::references).collect();
