@@ -41,6 +41,10 @@ pub struct Config {
     /// Events a realtime connection may have queued before it is dropped as too slow.
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 1_024)]
     pub ws_queue: usize,
+    /// Web origins allowed to call the API from a browser (comma-separated,
+    /// e.g. `https://app.example`); none by default: no CORS grant at all.
+    #[arg(long, env = "CHAT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Abuse limits: rate limits, connection caps, sizes and timeouts.
     #[command(flatten)]
     pub limits: Limits,

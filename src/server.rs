@@ -32,6 +32,8 @@ pub enum StartError {
     Listen(SocketAddr, std::io::Error),
     #[error("invalid NATS configuration: {0}")]
     Nats(String),
+    #[error(transparent)]
+    Cors(#[from] http::InvalidOrigin),
     #[error("cannot start the appender thread: {0}")]
     Thread(std::io::Error),
 }
@@ -130,7 +132,7 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         let listener = TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;
         let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
         let socket_io = crate::realtime::socketio::layer(hub.clone(), JwtKeys::new(&config.jwt_secret), shutdown.clone());
-        let router = http::router(services).layer(socket_io);
+        let router = http::with_cors(http::router(services).layer(socket_io), &config.cors_origins).map_err(StartError::Cors)?;
         let (stop, limits) = (shutdown.clone(), config.limits);
         let task = tokio::spawn(
             async move {

@@ -53,6 +53,32 @@ async fn every_answer_carries_the_security_headers_and_no_cors_grant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_grants_only_the_configured_origins() {
+    let app = common::spawn_app_with_cors(&["https://app.example"]).await;
+    let preflight = |origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, format!("{}/api/v1/conversations", app.base))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "authorization, content-type, idempotency-key")
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example");
+    let methods = allowed.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(methods.contains("POST") && methods.contains("DELETE"), "{methods}");
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+
+    let token = app.token(1);
+    let answer = app.client.get(format!("{}/api/v1/conversations", app.base)).bearer_auth(&token).header("Origin", "https://app.example");
+    let answer = answer.send().await.unwrap();
+    assert_eq!(answer.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(answer.headers()["x-content-type-options"], "nosniff", "security headers still there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_describes_every_command() {
     let app = spawn_app().await;
     let doc = app.request(Method::GET, "/api/v1/openapi.json", None, None, &[]).await;

@@ -79,6 +79,7 @@ async fn run(args: &Args, pool: &MySqlPool, url: &str, suffix: &str) -> Result<(
         aggregate_cache_events: 2_000_000,
         read_wait_ms: 2000,
         ws_queue: 1024,
+        cors_origins: Vec::new(),
         limits: chat::config::Limits::UNLIMITED_RATE,
     };
     let server = chat::server::start(config, &[chat::config::Role::Api]).await?;

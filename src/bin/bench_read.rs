@@ -1186,6 +1186,7 @@ fn projector_config(database_url: &str, suffix: &str) -> Result<Config> {
         aggregate_cache_events: 2_000_000,
         read_wait_ms: 2_000,
         ws_queue: 1_024,
+        cors_origins: Vec::new(),
         limits: chat::config::Limits::UNLIMITED_RATE,
     })
 }

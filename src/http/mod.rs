@@ -4,6 +4,7 @@
 mod auth;
 mod command_bodies;
 mod command_runner;
+mod cors;
 mod json;
 mod openapi;
 mod paths;
@@ -17,6 +18,7 @@ mod state;
 
 pub use auth::{Caller, JwtKeys, SCOPE_ADMIN, SCOPE_EVENTS};
 pub use command_bodies::{decode_command_body, CommandBody};
+pub use cors::{with_cors, InvalidOrigin};
 pub use json::MAX_BODY_BYTES;
 pub use openapi::ApiDoc;
 pub use problem::ApiError;

@@ -96,6 +96,14 @@ pub async fn spawn_app_with_limits(limits: Limits) -> TestApp {
     start_with_limits(MYSQL, database, NATS, stream, prefix, &Role::ALL, limits).await
 }
 
+/// Starts the app allowing browser calls from `origins` (CORS).
+pub async fn spawn_app_with_cors(origins: &[&str]) -> TestApp {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (database, stream, prefix) = (format!("chat_test_{suffix}"), format!("TEST_{suffix}"), format!("test_{suffix}.events"));
+    let origins = origins.iter().map(|o| o.to_string()).collect();
+    start_configured(MYSQL, database, NATS, stream, prefix, &Role::ALL, |config| config.cors_origins = origins).await
+}
+
 /// Starts the app against the given MySQL server (URL without a database) and NATS.
 pub async fn spawn_app_on(mysql_url: &str, nats_url: &str) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
@@ -116,11 +124,23 @@ async fn start_with_limits(
     roles: &[Role],
     limits: Limits,
 ) -> TestApp {
+    start_configured(mysql_url, database, nats_url, stream, subject_prefix, roles, |config| config.limits = limits).await
+}
+
+async fn start_configured(
+    mysql_url: &str,
+    database: String,
+    nats_url: &str,
+    stream: String,
+    subject_prefix: String,
+    roles: &[Role],
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     if std::env::var_os("RUST_LOG").is_some() {
         chat::telemetry::init_logs();
     }
     let database_url = format!("{mysql_url}/{database}");
-    let config = Config {
+    let mut config = Config {
         database_url: database_url.clone(),
         nats_url: nats_url.to_owned(),
         jwt_secret: SECRET.to_owned(),
@@ -132,8 +152,10 @@ async fn start_with_limits(
         aggregate_cache_events: 2_000_000,
         read_wait_ms: 2000,
         ws_queue: 64,
-        limits,
+        cors_origins: Vec::new(),
+        limits: Limits::UNLIMITED_RATE,
     };
+    configure(&mut config);
     let server = chat::server::start(config, roles).await.expect("app starts");
     // A process without the API role has no address; its `base` is unusable.
     let base = server.addr.map(|addr| format!("http://{addr}")).unwrap_or_default();
