@@ -93,7 +93,7 @@ pub async fn spawn_app_sharing_with_roles(other: &TestApp, roles: &[Role]) -> Te
 pub async fn spawn_app_with_limits(limits: Limits) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let (database, stream, prefix) = (format!("chat_test_{suffix}"), format!("TEST_{suffix}"), format!("test_{suffix}.events"));
-    start_with_limits(MYSQL, database, NATS, stream, prefix, &Role::ALL, limits).await
+    start_configured(MYSQL, database, NATS, stream, prefix, &Role::ALL, |config| config.limits = limits).await
 }
 
 /// Starts the app allowing browser calls from `origins` (CORS).
@@ -108,23 +108,11 @@ pub async fn spawn_app_with_cors(origins: &[&str]) -> TestApp {
 pub async fn spawn_app_on(mysql_url: &str, nats_url: &str) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let (database, stream, prefix) = (format!("chat_test_{suffix}"), format!("TEST_{suffix}"), format!("test_{suffix}.events"));
-    start_with_limits(mysql_url, database, nats_url, stream, prefix, &Role::ALL, Limits::UNLIMITED_RATE).await
+    start_configured(mysql_url, database, nats_url, stream, prefix, &Role::ALL, |_| ()).await
 }
 
 async fn start(database: String, nats_url: &str, stream: String, subject_prefix: String, roles: &[Role]) -> TestApp {
-    start_with_limits(MYSQL, database, nats_url, stream, subject_prefix, roles, Limits::UNLIMITED_RATE).await
-}
-
-async fn start_with_limits(
-    mysql_url: &str,
-    database: String,
-    nats_url: &str,
-    stream: String,
-    subject_prefix: String,
-    roles: &[Role],
-    limits: Limits,
-) -> TestApp {
-    start_configured(mysql_url, database, nats_url, stream, subject_prefix, roles, |config| config.limits = limits).await
+    start_configured(MYSQL, database, nats_url, stream, subject_prefix, roles, |_| ()).await
 }
 
 async fn start_configured(
