@@ -5,7 +5,7 @@
 //! ConversationArchived     → UPDATE is_archived = TRUE, updated_at
 //! ConversationUnarchived   → UPDATE is_archived = FALSE, updated_at
 //! Participant added, removed, role changed, ownership transferred → UPDATE updated_at
-//! MessageSent              → UPDATE last_message_at = t, updated_at = t (the batch's last, in one statement)
+//! MessageSent              → UPDATE last_message_at = t, last_message_seq = seq, updated_at = t (the batch's last, in one statement)
 //!
 //! Rows created in the batch are changed in memory and inserted once; rows of
 //! earlier batches get one statement per change, in event order.
@@ -27,6 +27,8 @@ struct Row {
     created_by: i32,
     is_archived: bool,
     last_message_at: Option<DateTime<Utc>>,
+    /// The seq of the last message (0 before any): members' unread counts are derived from it.
+    last_message_seq: u64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -44,7 +46,8 @@ pub struct Batch {
     created: Vec<Row>,
     index: HashMap<String, usize>,
     changes: Vec<(String, Change, DateTime<Utc>)>,
-    last_message: BTreeMap<String, DateTime<Utc>>,
+    /// The time and seq of the batch's last message, per conversation of earlier batches.
+    last_message: BTreeMap<String, (DateTime<Utc>, u64)>,
 }
 
 impl Batch {
@@ -68,6 +71,7 @@ impl Batch {
                     created_by: created_by.get(),
                     is_archived: false,
                     last_message_at: None,
+                    last_message_seq: 0,
                     created_at: t,
                     updated_at: t,
                 });
@@ -80,15 +84,16 @@ impl Batch {
             | E::ParticipantRemoved { conversation_id, .. }
             | E::ParticipantRoleChanged { conversation_id, .. }
             | E::OwnershipTransferred { conversation_id, .. } => (conversation_id, Change::Touched),
-            E::MessageSent { conversation_id, .. } => {
+            E::MessageSent { conversation_id, seq, .. } => {
                 let id = conversation_id.to_string();
                 match self.index.get(&id) {
                     Some(&i) => {
                         self.created[i].last_message_at = Some(t);
+                        self.created[i].last_message_seq = *seq;
                         self.created[i].updated_at = t;
                     }
                     None => {
-                        self.last_message.insert(id, t);
+                        self.last_message.insert(id, (t, *seq));
                     }
                 }
                 return;
@@ -128,7 +133,7 @@ impl Batch {
         sql::insert_rows(
             conn,
             table,
-            "id, type, name, posting_id, created_by, is_archived, last_message_at, created_at, updated_at",
+            "id, type, name, posting_id, created_by, is_archived, last_message_at, last_message_seq, created_at, updated_at",
             &self.created,
             "",
             &|row, r: &Row| {
@@ -139,21 +144,25 @@ impl Batch {
                     .push_bind(r.created_by)
                     .push_bind(r.is_archived)
                     .push_bind(r.last_message_at)
+                    .push_bind(r.last_message_seq)
                     .push_bind(r.created_at)
                     .push_bind(r.updated_at);
             },
         )
         .await?;
-        // The batch's last message time of each conversation of earlier batches, in one statement per chunk.
-        let last_message: Vec<(String, DateTime<Utc>)> = self.last_message.into_iter().collect();
+        // The batch's last message (time and seq) of each conversation of earlier batches, in one statement per chunk.
+        let last_message: Vec<(String, (DateTime<Utc>, u64))> = self.last_message.into_iter().collect();
         for chunk in last_message.chunks(sql::CASE_CHUNK) {
+            let at = || chunk.iter().map(|(id, (at, _))| (id.clone(), *at));
             let mut q = QueryBuilder::<MySql>::new(format!(
                 "UPDATE {table} SET last_message_at = GREATEST(COALESCE(last_message_at, {}), ",
                 sql::EPOCH
             ));
-            sql::push_case(&mut q, "id", chunk.iter().cloned(), "NULL");
+            sql::push_case(&mut q, "id", at(), "NULL");
+            q.push("), last_message_seq = GREATEST(last_message_seq, ");
+            sql::push_case(&mut q, "id", chunk.iter().map(|(id, (_, seq))| (id.clone(), *seq)), "0");
             q.push("), updated_at = GREATEST(updated_at, ");
-            sql::push_case(&mut q, "id", chunk.iter().cloned(), "updated_at");
+            sql::push_case(&mut q, "id", at(), "updated_at");
             q.push(") WHERE id");
             sql::push_in(&mut q, chunk.iter().map(|(id, _)| id.clone()));
             q.build().persistent(false).execute(&mut *conn).await?;

@@ -8,15 +8,17 @@
 //! OwnershipTransferred       → UPDATE role (new OWNER; previous ADMIN)
 //! ParticipantSettingsChanged → UPDATE is_muted, notifications_enabled
 //! ConversationArchived/Unarchived → UPDATE conversation_archived (all rows of the conversation)
-//! MessageSent                → unread_count + 1 for everyone but the sender, last_activity_at = t
-//! MessageDeleted             → unread_count - 1 for everyone but the sender who had not read it
+//! MessageSent                → unread_exempt + 1 for the sender only
+//! MessageDeleted             → unread_exempt + 1 for everyone but the sender who had not read it
 //! MessagesRead               → UPDATE last_read_message_id, last_read_seq; unread recounted
 //!
-//! `unread_count` = the conversation's non-deleted messages from others after
-//! the member's last read message (`seq > last_read_seq`). `last_activity_at`
-//! = the conversation's last message time, or its creation time before any.
-//! Both are kept on the row, so reading them costs the same whatever the
-//! conversation's size.
+//! A member's unread count (the conversation's non-deleted messages from
+//! others after their last read message) is derived when it is read:
+//! `CONVERSATIONS.last_message_seq - last_read_seq - unread_exempt`, where
+//! `unread_exempt` counts the messages after the mark that are not unread for
+//! the member (their own and deleted ones). So a sent message writes one
+//! membership row, the sender's, however many members the conversation has:
+//! the fan-out happens when reading (one joined row), not on every send.
 //!
 //! A conversation created in the batch has its whole history in the batch:
 //! its rows are computed in memory and inserted once. Rows of earlier
@@ -52,9 +54,7 @@ struct Row {
 
 /// A conversation created in this batch, with what its rows are computed from.
 struct NewConversation {
-    created_at: DateTime<Utc>,
     archived: bool,
-    last_message_at: Option<DateTime<Utc>>,
     messages: Vec<SentMessage>,
     by_id: HashMap<String, usize>,
 }
@@ -71,6 +71,12 @@ impl NewConversation {
         let first = self.messages.partition_point(|m| m.seq <= seq);
         self.messages[first..].iter().filter(|m| !m.deleted && m.sender != user).count() as i64
     }
+
+    /// Messages after `seq` that are not unread for `user` (their own, deleted ones).
+    fn unread_exempt(&self, user: i32, seq: u64) -> i64 {
+        let after = self.messages.last().map_or(0, |m| m.seq).saturating_sub(seq);
+        after as i64 - self.unread(user, seq)
+    }
 }
 
 /// A change to a row of an earlier batch, applied in event order.
@@ -84,17 +90,15 @@ enum Change {
 /// What the batch does to the counters of earlier conversations' rows.
 #[derive(Default)]
 struct Counters {
-    /// Messages sent per conversation, and the time of the last one.
-    sent: BTreeMap<String, (i64, DateTime<Utc>)>,
     /// Messages sent per membership row (conversation, sender): not unread for the sender.
-    own: BTreeMap<String, (String, i64)>,
+    own: BTreeMap<String, i64>,
     /// Deleted messages, by conversation.
     deleted: BTreeMap<String, Vec<String>>,
     /// Final read mark per membership row id.
     read_marks: BTreeMap<String, String>,
     /// Memberships whose unread count is recomputed (joined or read).
     recount: BTreeSet<String>,
-    /// Memberships that joined an existing conversation: copy its archive flag and activity.
+    /// Memberships that joined an existing conversation: copy its archive flag.
     joined_existing: BTreeSet<String>,
 }
 
@@ -130,8 +134,7 @@ impl Batch {
         let t = projected.recorded_at;
         match event {
             E::ConversationCreated { conversation_id, participants, .. } => {
-                let conversation =
-                    NewConversation { created_at: t, archived: false, last_message_at: None, messages: Vec::new(), by_id: HashMap::new() };
+                let conversation = NewConversation { archived: false, messages: Vec::new(), by_id: HashMap::new() };
                 self.new_conversations.insert(conversation_id.to_string(), conversation);
                 for p in participants {
                     self.insert(new_row(conversation_id, p.user_id, p.role, t));
@@ -186,13 +189,9 @@ impl Batch {
                 if let Some(new) = self.new_conversations.get_mut(&conversation) {
                     new.by_id.insert(message_id.to_string(), new.messages.len());
                     new.messages.push(SentMessage { seq: *seq, sender: sender_id.get(), deleted: false });
-                    new.last_message_at = Some(t);
                     return;
                 }
-                let entry = self.counters.sent.entry(conversation.clone()).or_insert((0, t));
-                entry.0 += 1;
-                entry.1 = t;
-                self.counters.own.entry(participant_row_id(conversation_id, *sender_id)).or_insert((conversation, 0)).1 += 1;
+                *self.counters.own.entry(participant_row_id(conversation_id, *sender_id)).or_default() += 1;
             }
             E::MessageDeleted { conversation_id, message_id, .. } => {
                 let conversation = conversation_id.to_string();
@@ -296,26 +295,23 @@ async fn insert_new_rows(
     rows: impl Iterator<Item = Row>,
     new_conversations: &HashMap<String, NewConversation>,
 ) -> Result<(), sqlx::Error> {
-    let complete: Vec<(Row, bool, DateTime<Utc>, i64)> = rows
+    let complete: Vec<(Row, bool, i64)> = rows
         .map(|row| match new_conversations.get(&row.conversation_id) {
             Some(c) => {
-                let unread = c.unread(row.user_id, row.last_read_seq);
-                (row, c.archived, c.last_message_at.unwrap_or(c.created_at), unread)
+                let exempt = c.unread_exempt(row.user_id, row.last_read_seq);
+                (row, c.archived, exempt)
             }
-            None => {
-                let joined = row.joined_at;
-                (row, false, joined, 0)
-            }
+            None => (row, false, 0),
         })
         .collect();
     sql::insert_rows(
         conn,
         table,
         "id, conversation_id, user_id, role, joined_at, last_read_message_id, last_read_seq, is_muted, notifications_enabled, \
-         conversation_archived, last_activity_at, unread_count",
+         conversation_archived, unread_exempt",
         &complete,
         "",
-        &|q, (r, archived, activity, unread)| {
+        &|q, (r, archived, exempt)| {
             q.push_bind(r.id.clone())
                 .push_bind(r.conversation_id.clone())
                 .push_bind(r.user_id)
@@ -326,8 +322,7 @@ async fn insert_new_rows(
                 .push_bind(r.is_muted)
                 .push_bind(r.notifications_enabled)
                 .push_bind(*archived)
-                .push_bind(*activity)
-                .push_bind(*unread);
+                .push_bind(*exempt);
         },
     )
     .await
@@ -337,30 +332,19 @@ async fn insert_new_rows(
 /// exist (those are counted on their own).
 async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: &Counters) -> Result<(), sqlx::Error> {
     let table = &tables.participants;
-    // Sends: +n for every member, -own for the senders, and the activity time; one statement per chunk.
-    let sent: Vec<(&String, i64, DateTime<Utc>)> = c.sent.iter().map(|(id, (n, at))| (id, *n, *at)).collect();
-    for chunk in sent.chunks(sql::CASE_CHUNK) {
-        let conversations: std::collections::HashSet<&str> = chunk.iter().map(|(id, _, _)| id.as_str()).collect();
-        let own: Vec<(String, i64)> = c
-            .own
-            .iter()
-            .filter(|(_, (conversation, _))| conversations.contains(conversation.as_str()))
-            .map(|(row, (_, n))| (row.clone(), *n))
-            .collect();
-        let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} SET unread_count = unread_count + "));
-        sql::push_case(&mut q, "conversation_id", chunk.iter().map(|(id, n, _)| ((*id).clone(), *n)), "0");
-        q.push(" - ");
-        sql::push_case(&mut q, "id", own, "0");
-        q.push(format!(", last_activity_at = GREATEST(COALESCE(last_activity_at, {}), ", sql::EPOCH));
-        sql::push_case(&mut q, "conversation_id", chunk.iter().map(|(id, _, at)| ((*id).clone(), *at)), "last_activity_at");
-        q.push(") WHERE conversation_id");
-        sql::push_in(&mut q, chunk.iter().map(|(id, _, _)| (*id).clone()));
+    // Sends: their own messages are not unread for the senders; one statement per chunk of senders.
+    let own: Vec<(String, i64)> = c.own.iter().map(|(row, n)| (row.clone(), *n)).collect();
+    for chunk in own.chunks(sql::CASE_CHUNK) {
+        let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {table} SET unread_exempt = unread_exempt + "));
+        sql::push_case(&mut q, "id", chunk.iter().cloned(), "0");
+        q.push(" WHERE id");
+        sql::push_in(&mut q, chunk.iter().map(|(id, _)| id.clone()));
         q.build().persistent(false).execute(&mut *conn).await?;
     }
     for (conversation, messages) in &c.deleted {
         // Each deleted message was unread for every member but its sender whose mark is before it.
         let mut q = QueryBuilder::<MySql>::new(format!(
-            "UPDATE {table} t SET t.unread_count = t.unread_count - (SELECT COUNT(*) FROM {} m WHERE m.conversation_id = t.conversation_id \
+            "UPDATE {table} t SET t.unread_exempt = t.unread_exempt + (SELECT COUNT(*) FROM {} m WHERE m.conversation_id = t.conversation_id \
              AND m.sender_id <> t.user_id AND m.seq > t.last_read_seq AND m.id",
             tables.messages
         ));
@@ -371,15 +355,15 @@ async fn apply_counters(conn: &mut MySqlConnection, tables: &Tables, c: &Counter
     Ok(())
 }
 
-/// Members who joined an earlier conversation copy its archive flag and
-/// activity; read marks set with their message's seq; unread recounted.
+/// Members who joined an earlier conversation copy its archive flag; read
+/// marks set with their message's seq; unread recounted.
 async fn apply_joins_and_marks(conn: &mut MySqlConnection, tables: &Tables, c: Counters) -> Result<(), sqlx::Error> {
     let table = &tables.participants;
     let joined: Vec<String> = c.joined_existing.into_iter().collect();
     for chunk in joined.chunks(sql::CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(format!(
             "UPDATE {table} t JOIN {} c ON c.id = t.conversation_id \
-             SET t.conversation_archived = c.is_archived, t.last_activity_at = COALESCE(c.last_message_at, c.created_at) WHERE t.id",
+             SET t.conversation_archived = c.is_archived WHERE t.id",
             tables.conversations
         ));
         sql::push_in(&mut q, chunk.iter().cloned());
@@ -398,9 +382,11 @@ async fn apply_joins_and_marks(conn: &mut MySqlConnection, tables: &Tables, c: C
     let recount: Vec<String> = c.recount.into_iter().collect();
     for chunk in recount.chunks(sql::CHUNK) {
         let mut q = QueryBuilder::<MySql>::new(format!(
-            "UPDATE {table} t SET t.unread_count = (SELECT COUNT(*) FROM {} m WHERE m.conversation_id = t.conversation_id \
-             AND m.is_deleted = FALSE AND m.seq > t.last_read_seq AND m.sender_id <> t.user_id) WHERE t.id",
-            tables.messages
+            "UPDATE {table} t JOIN {} c ON c.id = t.conversation_id \
+             SET t.unread_exempt = c.last_message_seq - CAST(t.last_read_seq AS SIGNED) - (SELECT COUNT(*) FROM {} m \
+             WHERE m.conversation_id = t.conversation_id AND m.is_deleted = FALSE AND m.seq > t.last_read_seq AND m.sender_id <> t.user_id) \
+             WHERE t.id",
+            tables.conversations, tables.messages
         ));
         sql::push_in(&mut q, chunk.iter().cloned());
         q.build().persistent(false).execute(&mut *conn).await?;

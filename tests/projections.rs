@@ -184,7 +184,7 @@ async fn main_queries_use_their_indexes() {
     };
     let list = explain(
         "SELECT c.id FROM CONVERSATION_PARTICIPANTS cp JOIN CONVERSATIONS c ON c.id = cp.conversation_id \
-         WHERE cp.user_id = 1 AND cp.conversation_archived = FALSE ORDER BY cp.last_activity_at DESC, cp.conversation_id DESC LIMIT 21",
+         WHERE cp.user_id = 1 AND cp.conversation_archived = FALSE ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC LIMIT 21",
     )
     .await;
     assert!(list.contains(&("cp".into(), "ix_participants_user_list".into())), "{list:?}");

@@ -51,13 +51,13 @@ type Row = (
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
-    i32,
+    i64,
     Option<bool>,
     Option<bool>,
 );
 
 const SELECT: &str = "SELECT c.id, c.type, c.name, c.posting_id, c.created_by, c.is_archived, c.last_message_at, c.created_at, \
-    c.updated_at, cp.unread_count, cp.is_muted, cp.notifications_enabled \
+    c.updated_at, c.last_message_seq - CAST(cp.last_read_seq AS SIGNED) - cp.unread_exempt, cp.is_muted, cp.notifications_enabled \
     FROM CONVERSATION_PARTICIPANTS cp JOIN CONVERSATIONS c ON c.id = cp.conversation_id";
 
 /// The caller's conversations (archived or not), most recent activity first,
@@ -71,7 +71,7 @@ pub async fn list(
 ) -> Result<(Vec<ConversationItem>, bool), sqlx::Error> {
     let sql = format!(
         "{SELECT} WHERE cp.user_id = ? AND cp.conversation_archived = ? \
-         ORDER BY cp.last_activity_at DESC, cp.conversation_id DESC LIMIT ? OFFSET ?"
+         ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC LIMIT ? OFFSET ?"
     );
     let mut rows: Vec<Row> = sqlx::query_as(&sql).bind(user.get()).bind(archived).bind(limit + 1).bind(offset).fetch_all(pool).await?;
     let more = rows.len() > limit as usize;
@@ -102,7 +102,7 @@ pub async fn for_users(pool: &MySqlPool, id: &str, users: &[UserId]) -> Result<H
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
-        i32,
+        i64,
         Option<bool>,
         Option<bool>,
     );
@@ -175,7 +175,7 @@ async fn with_participants(pool: &MySqlPool, rows: Vec<Row>) -> Result<Vec<Conve
                 last_message_at: last_message_at.map(rfc3339),
                 created_at: created_at.map(rfc3339).unwrap_or_default(),
                 updated_at: updated_at.map(rfc3339).unwrap_or_default(),
-                unread_count: i64::from(unread),
+                unread_count: unread,
                 is_muted: muted.unwrap_or(false),
                 notifications_enabled: notifications.unwrap_or(true),
             }
