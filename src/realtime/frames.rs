@@ -11,8 +11,9 @@ pub struct Frame {
     pub event: &'static str,
     pub data: Arc<Value>,
     pub position: u64,
-    /// The WebSocket text frame.
-    pub text: Arc<str>,
+    /// The WebSocket text frame (reference-counted: every recipient's
+    /// connection sends the same bytes, none copies them).
+    pub text: axum::extract::ws::Utf8Bytes,
     /// When the event was recorded (for delivery-lag metrics).
     pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
 }

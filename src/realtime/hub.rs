@@ -261,15 +261,17 @@ impl Dispatcher {
 /// Queues a routed event for each connection of its recipients; drops the
 /// connections that are full (slow) or gone.
 fn push(registry: &mut Registry, delivery: &Routed) {
+    let pushed = metrics::counter!("chat_realtime_events_pushed_total");
+    let lag = metrics::histogram!("chat_realtime_delivery_lag_seconds");
     let now = chrono::Utc::now();
     for user in &delivery.recipients {
         let Some(frame) = delivery.frame_for(*user) else { continue };
         let Some(connections) = registry.users.get_mut(user) else { continue };
         connections.retain(|connection| match connection.tx.try_send(frame.clone()) {
             Ok(()) => {
-                metrics::counter!("chat_realtime_events_pushed_total").increment(1);
+                pushed.increment(1);
                 if let Some(at) = frame.recorded_at {
-                    metrics::histogram!("chat_realtime_delivery_lag_seconds").record((now - at).num_milliseconds().max(0) as f64 / 1000.0);
+                    lag.record((now - at).num_milliseconds().max(0) as f64 / 1000.0);
                 }
                 true
             }

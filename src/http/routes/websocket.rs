@@ -147,7 +147,7 @@ async fn serve(
 }
 
 async fn send(sink: &mut futures::stream::SplitSink<WebSocket, Message>, frame: &Frame) -> Result<(), ()> {
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(frame.text.as_ref().into()))).await {
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(frame.text.clone()))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
