@@ -15,7 +15,7 @@
 //!   original/ours.
 //!
 //! It also checks the read models against the log (row counts, unread counts,
-//! activity times) after the rebuild and after the catch-up.
+//! last message seqs) after the rebuild and after the catch-up.
 //!
 //! It needs the local MariaDB (`127.0.0.1:3306`, user root, no password) and
 //! NATS (`127.0.0.1:4222`). Run it with
@@ -1361,7 +1361,7 @@ async fn check_read_models(pool: &MySqlPool, expected: &Expected, when: &str) ->
             f.unread_wrong, f.participants, f.last_seq_wrong
         );
     } else {
-        println!("  check {when}: unread counts and activity times of all {} memberships are right", f.participants);
+        println!("  check {when}: unread counts of all {} memberships and last message seqs are right", f.participants);
     }
     Ok(f)
 }

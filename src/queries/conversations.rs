@@ -56,12 +56,27 @@ type Row = (
     Option<bool>,
 );
 
-const SELECT: &str = "SELECT c.id, c.type, c.name, c.posting_id, c.created_by, c.is_archived, c.last_message_at, c.created_at, \
-    c.updated_at, c.last_message_seq - CAST(cp.last_read_seq AS SIGNED) - cp.unread_exempt, cp.is_muted, cp.notifications_enabled \
-    FROM CONVERSATION_PARTICIPANTS cp JOIN CONVERSATIONS c ON c.id = cp.conversation_id";
+/// `SELECT <COLUMNS> FROM` the caller's membership joined with its conversation.
+fn select_items() -> String {
+    format!("SELECT {COLUMNS} FROM CONVERSATION_PARTICIPANTS cp JOIN CONVERSATIONS c ON c.id = cp.conversation_id")
+}
+
+/// The columns of a conversation item, from `c` (CONVERSATIONS) and `cp`
+/// (the caller's CONVERSATION_PARTICIPANTS row); the unread count is derived
+/// (see ARCHITECTURE.md, "Columns added").
+const COLUMNS: &str = "c.id, c.type, c.name, c.posting_id, c.created_by, c.is_archived, c.last_message_at, c.created_at, \
+    c.updated_at, c.last_message_seq - CAST(cp.last_read_seq AS SIGNED) - cp.unread_exempt, cp.is_muted, cp.notifications_enabled";
+
+/// Display order of a user's conversations: most recent activity first.
+const ACTIVITY_ORDER: &str = "ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC";
 
 /// The caller's conversations (archived or not), most recent activity first,
 /// then by id descending; one more than `limit` tells whether a next page exists.
+///
+/// A deferred join: the page's ids are chosen from narrow rows (the
+/// membership index and each conversation's activity time), and only the
+/// page's rows are then read in full; sorting the full rows of a user in
+/// 1,000 conversations cost twice as much.
 pub async fn list(
     pool: &MySqlPool,
     user: UserId,
@@ -70,10 +85,16 @@ pub async fn list(
     offset: u64,
 ) -> Result<(Vec<ConversationItem>, bool), sqlx::Error> {
     let sql = format!(
-        "{SELECT} WHERE cp.user_id = ? AND cp.conversation_archived = ? \
-         ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC LIMIT ? OFFSET ?"
+        "SELECT {COLUMNS} FROM ( \
+            SELECT cp.conversation_id AS id FROM CONVERSATION_PARTICIPANTS cp JOIN CONVERSATIONS c ON c.id = cp.conversation_id \
+            WHERE cp.user_id = ? AND cp.conversation_archived = ? {ACTIVITY_ORDER} LIMIT ? OFFSET ? \
+         ) page \
+         JOIN CONVERSATIONS c ON c.id = page.id \
+         JOIN CONVERSATION_PARTICIPANTS cp ON cp.conversation_id = page.id AND cp.user_id = ? \
+         {ACTIVITY_ORDER}"
     );
-    let mut rows: Vec<Row> = sqlx::query_as(&sql).bind(user.get()).bind(archived).bind(limit + 1).bind(offset).fetch_all(pool).await?;
+    let mut rows: Vec<Row> =
+        sqlx::query_as(&sql).bind(user.get()).bind(archived).bind(limit + 1).bind(offset).bind(user.get()).fetch_all(pool).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     Ok((with_participants(pool, rows).await?, more))
@@ -81,7 +102,7 @@ pub async fn list(
 
 /// One conversation, if the caller is in it.
 pub async fn get(pool: &MySqlPool, user: UserId, id: ConversationId) -> Result<Option<ConversationItem>, sqlx::Error> {
-    let sql = format!("{SELECT} WHERE cp.conversation_id = ? AND cp.user_id = ?");
+    let sql = format!("{} WHERE cp.conversation_id = ? AND cp.user_id = ?", select_items());
     let rows: Vec<Row> = sqlx::query_as(&sql).bind(id.to_string()).bind(user.get()).fetch_all(pool).await?;
     Ok(with_participants(pool, rows).await?.pop())
 }
@@ -89,8 +110,8 @@ pub async fn get(pool: &MySqlPool, user: UserId, id: ConversationId) -> Result<O
 /// One conversation as each of `users` sees it (their own unread count and
 /// settings); a user no longer in it gets the shared part with defaults.
 pub async fn for_users(pool: &MySqlPool, id: &str, users: &[UserId]) -> Result<HashMap<UserId, ConversationItem>, sqlx::Error> {
-    // The same columns as SELECT, with the member's id first.
-    let sql = format!("{} WHERE cp.conversation_id = ? ORDER BY cp.user_id", SELECT.replacen("SELECT ", "SELECT cp.user_id, ", 1));
+    // The same columns as `select_items`, with the member's id first.
+    let sql = format!("{} WHERE cp.conversation_id = ? ORDER BY cp.user_id", select_items().replacen("SELECT ", "SELECT cp.user_id, ", 1));
     type MemberRow = (
         i32,
         String,

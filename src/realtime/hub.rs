@@ -205,11 +205,14 @@ impl Dispatcher {
 
     /// Routes and pushes the next projected events; false when there were none.
     async fn round(&mut self) -> Result<bool, StoreError> {
-        let local = *self.applied.borrow();
-        let applied = local.max(self.progress.stored().await?);
         let registry_lock = self.hub.registry.clone();
         let mut registry = registry_lock.write().await;
         let from = registry.dispatched;
+        // This process's projector tells where the read models are; the
+        // stored checkpoint is read only when it has nothing newer (the
+        // projector may run in another process).
+        let local = *self.applied.borrow();
+        let applied = if local > from { local } else { local.max(self.progress.stored().await?) };
         if applied <= from {
             return Ok(false);
         }
@@ -219,7 +222,8 @@ impl Dispatcher {
             registry.dispatched = applied;
             return Ok(true);
         }
-        let events: Vec<_> = self.reader.events_after(from, CHUNK).await?.into_iter().filter(|e| e.position <= applied).collect();
+        let events: Vec<_> =
+            self.reader.events_after_without_metadata(from, CHUNK).await?.into_iter().filter(|e| e.position <= applied).collect();
         let Some(last) = events.last().map(|e| e.position) else { return Ok(false) };
         let mut members = self.members_before(&events, from).await?;
         let connected: HashSet<UserId> = registry.users.keys().copied().collect();
