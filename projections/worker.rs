@@ -227,7 +227,9 @@ impl ProjectionWorker {
             )
             .await
             .ok()?;
-        consumer.messages().await.ok()
+        // Pull up to a live batch at a time: when the write side outpaces the
+        // projector, the next batch is already here and as large as allowed.
+        consumer.stream().max_messages_per_batch(LIVE_BATCH as usize).messages().await.ok()
     }
 }
 
