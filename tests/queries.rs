@@ -195,6 +195,15 @@ async fn paging_loses_and_repeats_nothing() {
     assert_eq!(listed.len(), 7);
     assert_eq!(listed.iter().collect::<HashSet<_>>().len(), 7);
     assert_eq!(listed[6], c, "the oldest activity comes last");
+    // A new message makes its conversation the most recent, for every member.
+    let older = conversations[1].clone();
+    app.send(2, &older, "back on top").await;
+    let head = app.event_count().await as u64;
+    for user in [1, 2] {
+        let page = get(&app, user, "/conversations?limit=2", head).await;
+        assert_eq!(page.body["items"][0]["id"], older.as_str(), "user {user}: {:?}", page.body);
+        assert_eq!(page.body["items"][0]["unread_count"], if user == 1 { 1 } else { 0 }, "user {user}: {:?}", page.body);
+    }
     let bad = app.call(Method::GET, "/conversations?limit=0", 1, None).await;
     assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
 }
