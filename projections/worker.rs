@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
 use sqlx::{Connection, MySqlConnection, MySqlPool};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{apply_batch, checkpoint, save_checkpoint, ProjectedEvent, ProjectionError, ProjectionEvent, Tables, CHECKPOINT};
@@ -82,7 +82,47 @@ impl Published {
     }
 }
 
+/// Where the worker connects when it runs on a thread of its own.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    pub database_url: String,
+    pub nats_url: String,
+}
+
+/// Pause between attempts to connect the worker's own thread.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
 impl ProjectionWorker {
+    /// Runs a worker on a thread of its own, with its own runtime, database
+    /// pool and NATS connection, so that its round trips and JetStream
+    /// deliveries never wait behind the API's HTTP and WebSocket tasks. This
+    /// matters under load: sharing the API's runtime, the projector fell
+    /// behind at 4,000 sends/s with a quarter of the CPU idle. It runs until
+    /// `shutdown`; the receiver resolves when it has stopped.
+    pub fn start_on_own_thread(
+        connections: Connections,
+        config: WorkerConfig,
+        applied: watch::Sender<u64>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<oneshot::Receiver<()>> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (done_tx, done) = oneshot::channel();
+        std::thread::Builder::new().name("projector".into()).spawn(move || {
+            runtime.block_on(async move {
+                let connected = tokio::select! {
+                    connected = connect(&connections, &shutdown) => connected,
+                    _ = shutdown.cancelled() => None,
+                };
+                if let Some((pool, nats)) = connected {
+                    Self::new(pool.clone(), nats, config, applied).run(shutdown).await;
+                    pool.close().await;
+                }
+            });
+            let _ = done_tx.send(());
+        })?;
+        Ok(done)
+    }
+
     pub fn new(pool: MySqlPool, nats: async_nats::Client, config: WorkerConfig, applied: watch::Sender<u64>) -> Self {
         Self { reader: EventReader::new(pool.clone()), pool, js: jetstream::new(nats.clone()), nats, config, applied }
     }
@@ -230,6 +270,33 @@ impl ProjectionWorker {
         // Pull up to a live batch at a time: when the write side outpaces the
         // projector, the next batch is already here and as large as allowed.
         consumer.stream().max_messages_per_batch(LIVE_BATCH as usize).messages().await.ok()
+    }
+}
+
+/// The worker's own database pool and NATS connection, retried until they
+/// connect (or `shutdown`).
+async fn connect(connections: &Connections, shutdown: &CancellationToken) -> Option<(MySqlPool, async_nats::Client)> {
+    let pool = loop {
+        match crate::db::connect(&connections.database_url, 2).await {
+            Ok(pool) => break pool,
+            Err(error) => tracing::warn!(%error, "projector cannot reach the database; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT_EVERY) => {}
+            _ = shutdown.cancelled() => return None,
+        }
+    };
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(connections.nats_url.as_str())
+        .await;
+    match nats {
+        Ok(nats) => Some((pool, nats)),
+        Err(error) => {
+            tracing::error!(%error, "projector cannot connect to NATS");
+            None
+        }
     }
 }
 

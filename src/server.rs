@@ -18,7 +18,7 @@ use crate::db::{self, DbError};
 use crate::event_store::{Appender, EventReader};
 use crate::health::Health;
 use crate::http::{self, CommandRateLimiter, JwtKeys, Services};
-use crate::projections::worker::{ProjectionWorker, WorkerConfig};
+use crate::projections::worker::{Connections, ProjectionWorker, WorkerConfig};
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::queries::ProjectionProgress;
 use crate::realtime::{Hub, HubConfig};
@@ -84,11 +84,13 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
     });
 
     let (applied_tx, applied) = tokio::sync::watch::channel(0u64);
-    let projector_task = roles.contains(&Role::Projector).then(|| {
-        let config = WorkerConfig { stream: config.nats_stream.clone() };
-        let worker = ProjectionWorker::new(pool.clone(), nats.clone(), config, applied_tx);
-        tokio::spawn(worker.run(shutdown.clone()))
-    });
+    let projector_task = if roles.contains(&Role::Projector) {
+        let connections = Connections { database_url: config.database_url.clone(), nats_url: config.nats_url.clone() };
+        let worker_config = WorkerConfig { stream: config.nats_stream.clone() };
+        Some(ProjectionWorker::start_on_own_thread(connections, worker_config, applied_tx, shutdown.clone()).map_err(StartError::Thread)?)
+    } else {
+        None
+    };
 
     let idempotency = IdempotencyStore::new(pool.clone());
     let sweeper = tokio::spawn(sweep_idempotency_keys(idempotency.clone(), shutdown.clone()));
