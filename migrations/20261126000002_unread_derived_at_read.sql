@@ -23,9 +23,13 @@ UPDATE CONVERSATION_PARTICIPANTS cp JOIN CONVERSATIONS c ON c.id = cp.conversati
     SET cp.unread_exempt = c.last_message_seq - CAST(cp.last_read_seq AS SIGNED) - cp.unread_count;
 
 -- The list is now ordered by the conversation's activity: the membership
--- index finds the user's conversations, the join gives their order.
+-- index finds the user's conversations, the join gives their order. The new
+-- index comes first, in a statement of its own: the old one also serves the
+-- user_id foreign key, and InnoDB drops it only once another index can.
+ALTER TABLE CONVERSATION_PARTICIPANTS
+    ADD KEY ix_participants_user_memberships (user_id, conversation_archived, conversation_id);
+
 ALTER TABLE CONVERSATION_PARTICIPANTS
     DROP KEY ix_participants_user_list,
     DROP COLUMN unread_count,
-    DROP COLUMN last_activity_at,
-    ADD KEY ix_participants_user_list (user_id, conversation_archived, conversation_id);
+    DROP COLUMN last_activity_at;

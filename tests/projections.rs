@@ -187,7 +187,7 @@ async fn main_queries_use_their_indexes() {
          WHERE cp.user_id = 1 AND cp.conversation_archived = FALSE ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC LIMIT 21",
     )
     .await;
-    assert!(list.contains(&("cp".into(), "ix_participants_user_list".into())), "{list:?}");
+    assert!(list.contains(&("cp".into(), "ix_participants_user_memberships".into())), "{list:?}");
     assert!(list.contains(&("c".into(), "PRIMARY".into())), "{list:?}");
     let messages = explain(
         "SELECT m.id FROM MESSAGES m JOIN app_users u ON u.id = m.sender_id \
