@@ -286,12 +286,7 @@ async fn connect(connections: &Connections, shutdown: &CancellationToken) -> Opt
             _ = shutdown.cancelled() => return None,
         }
     };
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(2))
-        .connect(connections.nats_url.as_str())
-        .await;
-    match nats {
+    match crate::nats::connect(&connections.nats_url).await {
         Ok(nats) => Some((pool, nats)),
         Err(error) => {
             tracing::error!(%error, "projector cannot connect to NATS");

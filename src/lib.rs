@@ -8,6 +8,7 @@ pub mod domain;
 pub mod event_store;
 pub mod health;
 pub mod http;
+pub mod nats;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod publisher;

@@ -67,12 +67,7 @@ impl RunningServer {
 pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, StartError> {
     db::migrate(&config.database_url).await?;
     let pool = db::connect(&config.database_url, config.db_max_connections).await?;
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(2))
-        .connect(config.nats_url.as_str())
-        .await
-        .map_err(|e| StartError::Nats(e.to_string()))?;
+    let nats = crate::nats::connect(config.nats_url.as_str()).await.map_err(|e| StartError::Nats(e.to_string()))?;
 
     let (appender, appender_task) = Appender::start(&pool).map_err(StartError::Thread)?;
     let shutdown = CancellationToken::new();
