@@ -85,7 +85,8 @@ async fn mariadb_killed_mid_load_fails_fast_then_recovers_with_nothing_half_appl
     let app = Arc::new(spawn_app_on(&mariadb.url(), NATS).await);
     app.register_users(1..=4).await;
     let c = app.create_group(1, &[2, 3, 4]).await;
-    let mut subscriber = Subscriber::connect(&app, 4, None).await;
+    let subscriber = Subscriber::connect(&app, 4, None).await;
+    let mut frames = read_in_background(subscriber);
 
     // The load: senders in a loop, each send with its own key and content.
     let phase = Arc::new(AtomicU8::new(HEALTHY));
@@ -218,8 +219,11 @@ async fn mariadb_killed_mid_load_fails_fast_then_recovers_with_nothing_half_appl
             .expect("messages");
     let mut received = Vec::new();
     while received.len() < expected.len() {
-        let frame =
-            subscriber.next(Duration::from_secs(10)).await.unwrap_or_else(|| panic!("{} of {} pushed", received.len(), expected.len()));
+        let frame = tokio::time::timeout(Duration::from_secs(10), frames.recv())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("{} of {} pushed", received.len(), expected.len()));
         assert!(frame.get("closed").is_none(), "the realtime connection survives the outage: {frame}");
         if frame["event"] == "message:new" {
             received.push(frame["data"]["id"].as_str().expect("id").to_owned());
@@ -357,6 +361,22 @@ async fn nats_down_for_a_minute_commands_go_on_and_publication_catches_up_in_ord
 }
 
 /// Reads `message:new` frames into `pushed` until it holds `count` ids.
+/// Reads `subscriber`'s frames as they come, as a live client does (one
+/// left unread for the whole load would be dropped as a slow consumer once
+/// its queue of 64 frames fills), until its connection closes.
+fn read_in_background(mut subscriber: Subscriber) -> tokio::sync::mpsc::UnboundedReceiver<serde_json::Value> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(frame) = subscriber.next(Duration::from_secs(120)).await {
+            let closed = frame.get("closed").is_some();
+            if tx.send(frame).is_err() || closed {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 async fn collect_pushes(subscriber: &mut Subscriber, pushed: &mut Vec<String>, count: usize, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     while pushed.len() < count {

@@ -433,6 +433,9 @@ fn ttl_seconds(args: &Args) -> i64 {
 
 fn http_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
+        // Below the server's 10 s idle close (its header deadline), so a pooled
+        // connection is never reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(MAX_IN_FLIGHT)
         .timeout(REQUEST_TIMEOUT)
         .tcp_nodelay(true)

@@ -264,6 +264,9 @@ async fn bench(args: &Args, target: &Target, database_url: &str) -> Result<()> {
 
 fn http_client(args: &Args) -> Result<reqwest::Client> {
     reqwest::Client::builder()
+        // Below the server's 10 s idle close (its header deadline), so a pooled
+        // connection is never reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(args.clients.max(MAX_IN_FLIGHT))
         .timeout(REQUEST_TIMEOUT)
         .tcp_nodelay(true)

@@ -784,6 +784,9 @@ async fn follow(base: String, token: String, last: Arc<AtomicU64>, stop: Cancell
 
 async fn soak(args: &Args, names: &Names, server: &mut Server) -> Result<()> {
     let http = reqwest::Client::builder()
+        // Below the server's 10 s idle close (its header deadline), so a pooled
+        // connection is never reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(MAX_IN_FLIGHT)
         .tcp_nodelay(true)
