@@ -59,12 +59,16 @@ use uuid::Uuid;
 use chat::domain::UserId;
 use chat::http::{JwtKeys, SCOPE_ADMIN};
 
+#[path = "shared/cpu.rs"]
+mod cpu;
+#[path = "shared/open_files.rs"]
+mod open_files;
+use cpu::cpu_ticks;
+use open_files::raise_open_file_limit;
+
 const NATS_URL: &str = "nats://127.0.0.1:4222";
 const MYSQL_SERVER: &str = "mysql://root@127.0.0.1:3306";
 const JWT_SECRET: &str = "bench-secret";
-/// Open files the bench asks for (inherited by the server), and the least it accepts without a warning.
-const WANTED_OPEN_FILES: u64 = 65_536;
-const MIN_OPEN_FILES: u64 = 30_000;
 /// Members per GROUP conversation.
 const GROUP_SIZE: usize = 10;
 /// Setup requests in flight at once.
@@ -136,43 +140,6 @@ fn validate(args: &Args) -> Result<()> {
     }
     if args.seconds == 0 || args.step_seconds == 0 || args.rates.contains(&0) {
         bail!("--seconds, --step-seconds and every rate must be at least 1");
-    }
-    Ok(())
-}
-
-/// Raises RLIMIT_NOFILE to `WANTED_OPEN_FILES` (soft and hard), or the soft
-/// limit to the hard one when the hard limit cannot be raised.
-fn raise_open_file_limit() -> Result<()> {
-    let before = open_file_limit()?;
-    if before.rlim_cur < WANTED_OPEN_FILES {
-        let wanted = libc::rlimit { rlim_cur: WANTED_OPEN_FILES, rlim_max: before.rlim_max.max(WANTED_OPEN_FILES) };
-        if let Err(error) = set_open_file_limit(&wanted) {
-            println!("open-file limit: cannot raise the hard limit to {WANTED_OPEN_FILES} ({:#}); soft = hard instead", error);
-            let fallback = libc::rlimit { rlim_cur: before.rlim_max, rlim_max: before.rlim_max };
-            set_open_file_limit(&fallback).context("raising the soft open-file limit to the hard one")?;
-        }
-    }
-    let after = open_file_limit()?;
-    println!("open-file limit: soft {} hard {} (was soft {} hard {})", after.rlim_cur, after.rlim_max, before.rlim_cur, before.rlim_max);
-    if after.rlim_cur < MIN_OPEN_FILES {
-        println!("  warning: below {MIN_OPEN_FILES}; connections may fail with 'too many open files'");
-    }
-    Ok(())
-}
-
-fn open_file_limit() -> Result<libc::rlimit> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
-    }
-    Ok(limit)
-}
-
-fn set_open_file_limit(limit: &libc::rlimit) -> Result<()> {
-    // SAFETY: setrlimit only reads the struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, limit) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
     }
     Ok(())
 }
@@ -1191,20 +1158,10 @@ impl CpuTimes {
 
     fn usage_since(&self, server_pid: u32) -> Option<CpuUsage> {
         let now = Self::now(server_pid)?;
-        // SAFETY: sysconf has no preconditions.
-        let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let wall = now.at.duration_since(self.at).as_secs_f64() * ticks_per_second.max(1) as f64;
+        let wall = now.at.duration_since(self.at).as_secs_f64() * cpu::ticks_per_second();
         let percent = |after: u64, before: u64| 100.0 * after.saturating_sub(before) as f64 / wall.max(1e-9);
         Some(CpuUsage { server: percent(now.server_ticks, self.server_ticks), bench: percent(now.own_ticks, self.own_ticks) })
     }
-}
-
-/// utime + stime of /proc/<pid>/stat, in clock ticks.
-fn cpu_ticks(stat_path: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(stat_path).ok()?;
-    // Fields after the command name (which may hold spaces): state is the 3rd field, utime the 14th.
-    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// The highest deliveries/s of phase B among the rates that kept up.
