@@ -1,6 +1,7 @@
 //! Logs (tracing, JSON or pretty) and the Prometheus metrics recorder.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
@@ -14,6 +15,9 @@ pub fn init_logs() {
     let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
 }
 
+/// How often histogram samples are folded into their summaries.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The process-wide metrics recorder (installed once, shared by every server
 /// the process starts, e.g. in tests).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
@@ -22,9 +26,25 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|_| handle)
+            metrics::set_global_recorder(recorder).ok()?;
+            start_upkeep(handle.clone());
+            Some(handle)
         })
         .clone()
+}
+
+/// A recorder built this way keeps every histogram sample (one per delivery,
+/// per append batch...) until something folds them into the summaries: a
+/// `/metrics` scrape does, and so does this thread, so that a server nobody
+/// scrapes does not grow by 8 bytes per sample for ever.
+fn start_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+        std::thread::sleep(METRICS_UPKEEP_EVERY);
+        handle.run_upkeep();
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the metrics upkeep thread; histogram samples are folded only when /metrics is scraped");
+    }
 }
 
 /// Publishes the configured abuse limits as gauges (`chat_limit_*`), so a
