@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// Installs the log subscriber: `RUST_LOG` filters (default `info`),
@@ -15,7 +15,12 @@ pub fn init_logs() {
     let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
 }
 
-/// How often histogram samples are folded into their summaries.
+/// Bucket bounds of every `*_seconds` histogram: Prometheus histograms (not
+/// summaries), so the lags and batch times of several processes add up into
+/// one distribution (`histogram_quantile` over `sum by (le)`).
+const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// How often histogram samples are folded into their buckets and summaries.
 const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The process-wide metrics recorder (installed once, shared by every server
@@ -24,7 +29,11 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .map_err(|error| tracing::warn!(%error, "metrics buckets refused; durations are summaries"))
+                .unwrap_or_default()
+                .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             start_upkeep(handle.clone());
@@ -34,7 +43,7 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 }
 
 /// A recorder built this way keeps every histogram sample (one per delivery,
-/// per append batch...) until something folds them into the summaries: a
+/// per append batch...) until something folds them into the histograms: a
 /// `/metrics` scrape does, and so does this thread, so that a server nobody
 /// scrapes does not grow by 8 bytes per sample for ever.
 fn start_upkeep(handle: PrometheusHandle) {

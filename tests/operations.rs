@@ -26,6 +26,9 @@ async fn health_readiness_and_metrics_need_no_token() {
     assert_eq!(metrics.status(), StatusCode::OK);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("chat_append_batch_requests"), "{text}");
+    // Durations are Prometheus histograms, which add up across processes.
+    assert!(text.contains("# TYPE chat_append_batch_seconds histogram"), "{text}");
+    assert!(text.contains("chat_append_batch_seconds_bucket{le=\"0.01\"}"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
