@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod config;
+pub mod database_watch;
 pub mod db;
 pub mod domain;
 pub mod event_store;

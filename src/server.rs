@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::app::idempotency::IdempotencyStore;
 use crate::app::{AggregateCache, Executor};
 use crate::config::{Config, Role};
+use crate::database_watch::DatabaseWatch;
 use crate::db::{self, DbError};
 use crate::event_store::{Appender, EventReader};
 use crate::health::Health;
@@ -116,6 +117,8 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             users: AggregateCache::new(config.aggregate_cache, config.aggregate_cache_events),
             postings: AggregateCache::new(config.aggregate_cache, config.aggregate_cache_events),
             health: Health::new(pool.clone(), Some(nats.clone())),
+            database: DatabaseWatch::start(&config.database_url, shutdown.clone())
+                .map_err(|e| StartError::Database(DbError::Connect(e)))?,
             progress,
             read_wait: Duration::from_millis(config.read_wait_ms),
             shutdown: shutdown.clone(),

@@ -5,6 +5,7 @@ mod auth;
 mod command_bodies;
 mod command_runner;
 mod cors;
+mod database_gate;
 mod json;
 mod openapi;
 mod paths;

@@ -22,6 +22,8 @@ pub struct Services {
     pub users: AggregateCache<UserAggregate>,
     pub postings: AggregateCache<PostingAggregate>,
     pub health: Health,
+    /// Whether the database answers (requests fail fast while it does not).
+    pub database: crate::database_watch::DatabaseWatch,
     /// How far the read models are (for `min_position`).
     pub progress: crate::queries::ProjectionProgress,
     /// How long a query waits for `min_position`.

@@ -21,8 +21,11 @@ use crate::domain::UserId;
 use crate::event_store::{EventReader, StoreError};
 use crate::queries::ProjectionProgress;
 
-/// Events routed per round.
-const CHUNK: u32 = 500;
+/// Events routed per round, at most: a round is never larger than a
+/// connection's queue, so a burst (the backlog after an outage, say) cannot
+/// by itself overflow the queue of a subscriber that keeps reading; its
+/// connection task drains between rounds.
+const CHUNK: usize = 500;
 /// How often the read models' checkpoint is polled when no local projector wakes the hub.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -222,8 +225,13 @@ impl Dispatcher {
             registry.dispatched = applied;
             return Ok(true);
         }
-        let events: Vec<_> =
-            self.reader.events_after_without_metadata(from, CHUNK).await?.into_iter().filter(|e| e.position <= applied).collect();
+        let events: Vec<_> = self
+            .reader
+            .events_after_without_metadata(from, self.round_size())
+            .await?
+            .into_iter()
+            .filter(|e| e.position <= applied)
+            .collect();
         let Some(last) = events.last().map(|e| e.position) else { return Ok(false) };
         let mut members = self.members_before(&events, from).await?;
         let connected: HashSet<UserId> = registry.users.keys().copied().collect();
@@ -236,6 +244,11 @@ impl Dispatcher {
         }
         registry.dispatched = last;
         Ok(true)
+    }
+
+    /// Events per round: `CHUNK`, or the queue capacity when smaller.
+    fn round_size(&self) -> u32 {
+        u32::try_from(CHUNK.min(self.hub.config.queue_capacity).max(1)).unwrap_or(1)
     }
 
     /// Members of every conversation of `events` just before the first one.

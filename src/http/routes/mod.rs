@@ -20,6 +20,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use super::database_gate::refuse_while_database_down;
 use super::problem::problem_documents_only;
 use super::rate_limit::limit_commands;
 use super::security_headers::with_security_headers;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/postings/{id}", put(put_posting))
         .route("/ws", get(websocket))
         .route("/events", get(replay_events))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), refuse_while_database_down))
         .route("/events/schema", get(event_schemas))
         .route("/openapi.json", get(openapi_document))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_commands));
