@@ -87,23 +87,17 @@ impl DatabaseWatch {
 /// One ping, connecting first if needed; a failed connection is dropped.
 async fn probe(connection: &mut Option<MySqlConnection>, options: &MySqlConnectOptions) -> Probe {
     let attempt = async {
-        if connection.is_none() {
-            *connection = Some(options.connect().await?);
-        }
-        match connection.as_mut() {
-            Some(connection) => connection.ping().await,
-            None => Ok(()),
-        }
+        let live = match connection.take() {
+            Some(live) => live,
+            None => options.connect().await?,
+        };
+        connection.insert(live).ping().await
     };
-    match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
-        Ok(Ok(())) => Probe::Answered,
-        Ok(Err(_)) => {
-            *connection = None;
-            Probe::Refused
-        }
-        Err(_) => {
-            *connection = None;
-            Probe::Hung
-        }
-    }
+    let failed = match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+        Ok(Ok(())) => return Probe::Answered,
+        Ok(Err(_)) => Probe::Refused,
+        Err(_) => Probe::Hung,
+    };
+    *connection = None;
+    failed
 }

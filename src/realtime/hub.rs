@@ -25,7 +25,7 @@ use crate::queries::ProjectionProgress;
 /// connection's queue, so a burst (the backlog after an outage, say) cannot
 /// by itself overflow the queue of a subscriber that keeps reading; its
 /// connection task drains between rounds.
-const CHUNK: usize = 500;
+const CHUNK: u32 = 500;
 /// How often the read models' checkpoint is polled when no local projector wakes the hub.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -248,7 +248,7 @@ impl Dispatcher {
 
     /// Events per round: `CHUNK`, or the queue capacity when smaller.
     fn round_size(&self) -> u32 {
-        u32::try_from(CHUNK.min(self.hub.config.queue_capacity).max(1)).unwrap_or(1)
+        CHUNK.min(u32::try_from(self.hub.config.queue_capacity).unwrap_or(u32::MAX)).max(1)
     }
 
     /// Members of every conversation of `events` just before the first one.
