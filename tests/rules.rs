@@ -85,6 +85,16 @@ async fn body_form_errors() {
     assert_eq!(wrong_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let array = raw("[1]", "application/json").await.unwrap();
     assert_eq!(array.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Data after the JSON value is malformed JSON.
+    let trailing = raw(r#"{"type": "GROUP", "participant_ids": [2]} trailing"#, "application/json").await.unwrap();
+    assert_eq!(trailing.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = trailing.json().await.unwrap();
+    assert_eq!(problem["code"], "bad_request");
+    // Well-formed JSON with a field of the wrong type: 422 naming the field.
+    let wrong_field = raw(r#"{"type": 1, "participant_ids": [2]}"#, "application/json").await.unwrap();
+    assert_eq!(wrong_field.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = wrong_field.json().await.unwrap();
+    assert_eq!((problem["code"].as_str(), problem["errors"][0]["field"].as_str()), (Some("validation_failed"), Some("type")), "{problem}");
     let big = format!("{{\"type\":\"GROUP\",\"name\":\"{}\",\"participant_ids\":[]}}", "a".repeat(70 * 1024));
     let too_large = app
         .client

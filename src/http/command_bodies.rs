@@ -104,4 +104,51 @@ mod tests {
         assert!(matches!(decode_command_body(CommandBody::AddParticipant, owner, caller()), Err(ApiError::Validation(_))));
         assert!(matches!(decode_command_body(CommandBody::ChangeOwnSettings, b"{}", caller()), Err(ApiError::Validation(_))));
     }
+
+    /// Every body field given a value of the wrong JSON type answers 422
+    /// naming that field (never 400: the body is well-formed JSON).
+    #[test]
+    fn every_field_of_the_wrong_type_is_named() {
+        use CommandBody as C;
+        let cases: &[(CommandBody, &str, &str)] = &[
+            (C::CreateConversation, r#"{"type":1,"participant_ids":[2]}"#, "type"),
+            (C::CreateConversation, r#"{"type":"GROUP","name":1,"participant_ids":[2]}"#, "name"),
+            (C::CreateConversation, r#"{"type":"GROUP","posting_id":1,"participant_ids":[2]}"#, "posting_id"),
+            (C::CreateConversation, r#"{"type":"GROUP","participant_ids":"2"}"#, "participant_ids"),
+            (C::CreateConversation, r#"{"type":"GROUP","participant_ids":[true]}"#, "participant_ids[0]"),
+            (C::RenameConversation, r#"{"name":["x"]}"#, "name"),
+            (C::AddParticipant, r#"{"user_id":"2"}"#, "user_id"),
+            (C::AddParticipant, r#"{"user_id":2,"role":1}"#, "role"),
+            (C::ChangeRole, r#"{"role":1}"#, "role"),
+            (C::ChangeRole, r#"{"role":null}"#, "role"),
+            (C::ChangeOwnSettings, r#"{"is_muted":"yes"}"#, "is_muted"),
+            (C::ChangeOwnSettings, r#"{"notifications_enabled":1}"#, "notifications_enabled"),
+            (C::SendMessage, r#"{"content":1}"#, "content"),
+            (C::SendMessage, r#"{"content":"x","message_type":1}"#, "message_type"),
+            (C::SendMessage, r#"{"message_type":"IMAGE","media_url":1}"#, "media_url"),
+            (C::SendMessage, r#"{"content":"x","media_metadata":"x"}"#, "media_metadata"),
+            (C::SendMessage, r#"{"content":"x","reply_to_id":1}"#, "reply_to_id"),
+            (C::EditMessage, r#"{"content":false}"#, "content"),
+            (C::MarkRead, r#"{"message_id":1}"#, "message_id"),
+            (C::PutUser, r#"{"first_name":1,"last_name":"L"}"#, "first_name"),
+            (C::PutUser, r#"{"first_name":"F","last_name":{}}"#, "last_name"),
+            (C::PutUser, r#"{"first_name":"F","last_name":"L","email":1}"#, "email"),
+            (C::PutPosting, r#"{"title":1.5}"#, "title"),
+        ];
+        for (route, body, field) in cases {
+            match decode_command_body(*route, body.as_bytes(), caller()) {
+                Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, *field, "{route:?} {body}"),
+                other => panic!("{route:?} {body}: {other:?}"),
+            }
+        }
+    }
+
+    /// Data after the JSON value is malformed JSON, whatever the route.
+    #[test]
+    fn trailing_data_is_malformed() {
+        for route in CommandBody::ALL {
+            let body = br#"{"content": "x"} trailing"#;
+            assert!(matches!(decode_command_body(route, body, caller()), Err(ApiError::BadRequest(_))), "{route:?}");
+        }
+    }
 }

@@ -63,29 +63,24 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Decodes a body, classifying failures as 400 (syntax) or 422 (shape).
+///
+/// Syntax is checked first, on its own (a fast scan that builds nothing):
+/// serde's own classification of an error as "syntax" or "data" depends on
+/// how each type happens to deserialise (an enum given a number reports
+/// "expected value"), so only this first pass decides 400, and every error
+/// of the typed pass is a field of the wrong shape: 422 naming the field.
 pub fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let text = std::str::from_utf8(raw).map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;
-    let first = text.trim_start().chars().next();
-    if first != Some('{') {
-        // Find out whether it is JSON at all: malformed is 400, another JSON type is 422.
-        return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-            Ok(_) => Err(ApiError::invalid("body", "must be a JSON object")),
-            Err(e) => Err(ApiError::BadRequest(format!("malformed JSON: {e}"))),
-        };
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    if text.trim_start().chars().next() != Some('{') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_data() {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::invalid(&field, &inner.to_string())
-        } else {
-            ApiError::BadRequest(format!("malformed JSON: {inner}"))
-        }
-    })?;
-    deserializer.end().map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
-    Ok(value)
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid(&field, &error.into_inner().to_string())
+    })
 }
 
 #[cfg(test)]
@@ -119,5 +114,10 @@ mod tests {
         assert_eq!(code(decode(br#"{"name":"a","ids":[],"extra":1}"#)), "422 extra");
         assert_eq!(code(decode(br#"{"ids":[]}"#)), "422 body");
         assert_eq!(code(decode(b"{\"name\":\"\xff\"}")), "400");
+        assert_eq!(code(decode(br#"{"name":"a","ids":[1]} trailing"#)), "400");
+        assert_eq!(code(decode(br#"{"name":"a","ids":[1]}{}"#)), "400");
+        assert_eq!(code(decode(br#"{"name":1,"ids":[1]}"#)), "422 name");
+        assert_eq!(code(decode(br#"{"name":"a","ids":{}}"#)), "422 ids");
     }
 }
+
