@@ -180,3 +180,40 @@ async fn a_subscriber_that_never_reads_is_dropped_and_others_keep_up() {
         .unwrap_or(0.0);
     assert!(dropped >= 1.0, "the stalled subscriber was dropped:\n{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_change_pushes_the_new_roles_to_every_participant() {
+    let app = spawn_app().await;
+    app.register_users(1..=3).await;
+    let c = app.create_group(1, &[2, 3]).await;
+    let mut bob = Subscriber::connect(&app, 2, None).await;
+    let mut carol = Subscriber::connect(&app, 3, None).await;
+    let mut alice = Subscriber::connect(&app, 1, None).await;
+    let roles = |frame: &serde_json::Value| -> Vec<(i64, String)> {
+        let mut roles: Vec<(i64, String)> = frame["data"]["participants"]
+            .as_array()
+            .expect("participants")
+            .iter()
+            .map(|p| (p["userId"].as_i64().unwrap(), p["role"].as_str().unwrap().to_owned()))
+            .collect();
+        roles.sort();
+        roles
+    };
+    let changed = app.call(Method::PATCH, &format!("/conversations/{c}/participants/2"), 1, Some(json!({"role": "ADMIN"}))).await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    for subscriber in [&mut alice, &mut bob, &mut carol] {
+        let frames = subscriber.until("conversation:updated").await;
+        let update = frames.last().unwrap();
+        assert_eq!(update["position"], changed.body["position"]);
+        assert_eq!(roles(update), [(1, "OWNER".to_owned()), (2, "ADMIN".to_owned()), (3, "MEMBER".to_owned())]);
+    }
+    // A transfer of ownership: both roles change in one push.
+    let transferred = app.call(Method::PATCH, &format!("/conversations/{c}/participants/3"), 1, Some(json!({"role": "OWNER"}))).await;
+    assert_eq!(transferred.status, StatusCode::OK, "{:?}", transferred.body);
+    for subscriber in [&mut alice, &mut bob, &mut carol] {
+        let frames = subscriber.until("conversation:updated").await;
+        let update = frames.last().unwrap();
+        assert_eq!(update["position"], transferred.body["position"]);
+        assert_eq!(roles(update), [(1, "ADMIN".to_owned()), (2, "ADMIN".to_owned()), (3, "OWNER".to_owned())]);
+    }
+}
