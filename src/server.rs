@@ -106,6 +106,10 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         )
         .await
         .map_err(|e| StartError::Database(DbError::Connect(sqlx::Error::Protocol(e.to_string()))))?;
+        let live = crate::realtime::LiveSignals::start(nats.clone(), &config.nats_subject_prefix, hub.clone(), pool.clone(), shutdown.clone())
+            .await
+            .map_err(|e| StartError::Nats(e.to_string()))?;
+        let in_process = http::InProcessRouter::default();
         let rate_limiter = CommandRateLimiter::new(&config.limits);
         tokio::spawn(rate_limiter.clone().forget_idle_users(shutdown.clone()));
         let services = Arc::new(Services {
@@ -123,6 +127,8 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             read_wait: Duration::from_millis(config.read_wait_ms),
             shutdown: shutdown.clone(),
             hub: Some(hub.clone()),
+            live: Some(live),
+            in_process: in_process.clone(),
             metrics: crate::telemetry::metrics_handle(),
             limits: config.limits,
             rate_limiter: rate_limiter.clone(),
@@ -131,8 +137,10 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         crate::telemetry::describe_limits(&config.limits, config.ws_queue);
         let listener = TcpListener::bind(config.listen).await.map_err(|e| StartError::Listen(config.listen, e))?;
         let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
-        let socket_io = crate::realtime::socketio::layer(hub.clone(), JwtKeys::new(&config.jwt_secret), shutdown.clone());
-        let router = http::with_cors(http::router(services).layer(socket_io), &config.cors_origins).map_err(StartError::Cors)?;
+        let api = http::router(services);
+        in_process.set(api.clone());
+        let socket_io = http::socketio::layer(hub.clone(), JwtKeys::new(&config.jwt_secret), in_process, shutdown.clone());
+        let router = http::with_cors(api.layer(socket_io), &config.cors_origins).map_err(StartError::Cors)?;
         let (stop, limits) = (shutdown.clone(), config.limits);
         let task = tokio::spawn(
             async move {

@@ -3,59 +3,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{spawn_app, TestApp};
+use common::js_client::JsClient;
+use common::spawn_app;
 use reqwest::Method;
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-
-/// A running `socket.io-client`.
-struct JsClient {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl JsClient {
-    async fn connect(app: &TestApp, token: &str, after: Option<u64>) -> Self {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/socketio");
-        assert!(std::path::Path::new(dir).join("node_modules/socket.io-client").exists(), "run `npm ci --prefix tests/socketio` first");
-        let mut command = Command::new("node");
-        command.current_dir(dir).arg("client.js").arg(&app.base).arg(token);
-        if let Some(after) = after {
-            command.arg(after.to_string());
-        }
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true).spawn().expect("node runs");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Self { child, lines }
-    }
-
-    async fn next(&mut self, timeout: Duration) -> Option<Value> {
-        let line = tokio::time::timeout(timeout, self.lines.next_line()).await.ok()?.ok()??;
-        Some(serde_json::from_str(&line).expect("a JSON line"))
-    }
-
-    /// Events until `event` (included).
-    async fn until(&mut self, event: &str) -> Vec<Value> {
-        let mut events = Vec::new();
-        loop {
-            let next = self.next(Duration::from_secs(15)).await.unwrap_or_else(|| panic!("no {event}; got {events:?}"));
-            let done = next["event"] == event;
-            events.push(next);
-            if done {
-                return events;
-            }
-        }
-    }
-}
-
-impl Drop for JsClient {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_io_client_receives_every_event_type() {

@@ -15,6 +15,8 @@ mod rate_limit;
 mod routes;
 mod security_headers;
 mod serve;
+mod socket_commands;
+pub mod socketio;
 mod state;
 
 pub use auth::{Caller, JwtKeys, SCOPE_ADMIN, SCOPE_EVENTS};
@@ -27,4 +29,5 @@ pub use rate_limit::CommandRateLimiter;
 pub use routes::router;
 pub use security_headers::SECURITY_HEADERS;
 pub use serve::{serve, ConnectionSlot};
+pub use socket_commands::{InProcessRouter, SOCKET_COMMANDS};
 pub use state::{AppState, Services};

@@ -32,6 +32,10 @@ pub struct Services {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Realtime fan-out of this process.
     pub hub: Option<crate::realtime::Hub>,
+    /// Typing and presence across processes (NATS core).
+    pub live: Option<crate::realtime::LiveSignals>,
+    /// The router itself, for commands sent over realtime connections.
+    pub in_process: super::InProcessRouter,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Abuse limits this process enforces.
     pub limits: crate::config::Limits,

@@ -70,6 +70,10 @@ pub struct Hub {
     config: HubConfig,
     next_id: Arc<AtomicU64>,
     open: OpenConnections,
+    /// The position up to which every event has been pushed (`Registry::dispatched`),
+    /// published after each round's pushes: a connection that sees N here has
+    /// every frame up to N in its queue already.
+    dispatched: Arc<watch::Sender<u64>>,
 }
 
 /// Open connections per user, counted apart from the registry (which only
@@ -89,6 +93,8 @@ pub struct Subscription {
     /// Every event after `live_from` the user may see arrives here.
     pub frames: mpsc::Receiver<Frame>,
     pub live_from: u64,
+    /// How far the hub has pushed (see `Hub::dispatched`).
+    pub dispatched: watch::Receiver<u64>,
     open: OpenConnections,
 }
 
@@ -116,7 +122,14 @@ impl Hub {
     ) -> Result<Self, StoreError> {
         let start = progress.stored().await?;
         let registry = Arc::new(RwLock::new(Registry { users: HashMap::new(), dispatched: start }));
-        let hub = Self { registry, pool: pool.clone(), config, next_id: Arc::new(AtomicU64::new(1)), open: OpenConnections::default() };
+        let hub = Self {
+            registry,
+            pool: pool.clone(),
+            config,
+            next_id: Arc::new(AtomicU64::new(1)),
+            open: OpenConnections::default(),
+            dispatched: Arc::new(watch::channel(start).0),
+        };
         let dispatcher = Dispatcher {
             hub: hub.clone(),
             reader: EventReader::new(pool),
@@ -158,12 +171,43 @@ impl Hub {
         let connections = registry.users.entry(user).or_default();
         connections.retain(|connection| !connection.tx.is_closed());
         connections.push(Connection { id, tx });
-        Ok(Subscription { id, user, frames, live_from: registry.dispatched, open: self.open.clone() })
+        Ok(Subscription {
+            id,
+            user,
+            frames,
+            live_from: registry.dispatched,
+            dispatched: self.dispatched.subscribe(),
+            open: self.open.clone(),
+        })
     }
 
     /// The frames `user` would have received for events in (after, until].
     pub async fn replay(&self, user: UserId, after: u64, until: u64) -> Result<Vec<Frame>, StoreError> {
         replay::frames_for(&self.pool, user, after, until).await
+    }
+
+    /// The last committed position of the event log.
+    pub async fn log_head(&self) -> Result<u64, StoreError> {
+        EventReader::new(self.pool.clone()).head().await
+    }
+
+    /// True when `user` holds a connection to this process now.
+    pub fn is_connected(&self, user: UserId) -> bool {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&user)
+    }
+
+    /// The users holding a connection to this process now.
+    pub fn connected_users(&self) -> Vec<UserId> {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys().copied().collect()
+    }
+
+    /// Pushes a frame that is not an event of the log (typing, presence) to
+    /// every connection of `users` here, behind the events already queued.
+    pub async fn push_ephemeral(&self, users: &[UserId], event: &'static str, data: serde_json::Value) {
+        let mut registry = self.registry.write().await;
+        let frame = Frame::ephemeral(event, data, registry.dispatched);
+        let delivery = Routed { recipients: users.to_vec(), payload: super::routing::Payload::Shared(frame) };
+        push(&mut registry, &delivery);
     }
 }
 
@@ -223,6 +267,7 @@ impl Dispatcher {
             // Nobody to push to: skip ahead (the member sets would go stale, so forget them).
             self.members.clear();
             registry.dispatched = applied;
+            self.hub.dispatched.send_replace(applied);
             return Ok(true);
         }
         let events: Vec<_> = self
@@ -243,6 +288,9 @@ impl Dispatcher {
             push(&mut registry, delivery);
         }
         registry.dispatched = last;
+        // After the pushes, under the registry lock: whoever sees `last` here
+        // finds every frame up to it in its queue.
+        self.hub.dispatched.send_replace(last);
         Ok(true)
     }
 

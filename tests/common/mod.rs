@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod js_client;
 pub mod mariadb_process;
 pub mod nats_process;
 pub mod server_process;

@@ -1,8 +1,11 @@
-// A Socket.IO subscriber for the integration tests: connects with the
-// handshake auth {token, after_position?} and prints every event it receives
-// as one JSON line {"event", "data"} on stdout, until it is killed.
+// A Socket.IO client for the integration tests: connects with the handshake
+// auth {token, after_position?} and prints every event it receives as one
+// JSON line {"event", "data"} on stdout, until it is killed. Each line on
+// stdin {"tag", "event", "data"} is emitted with an acknowledgement; the ack
+// is printed as {"event": "ack", "data": {"tag", "ack"}}.
 // Usage: node client.js <base url> <token> [after_position]
 const { io } = require("socket.io-client");
+const readline = require("readline");
 
 const [url, token, after] = process.argv.slice(2);
 const auth = { token };
@@ -17,3 +20,10 @@ socket.on("connect_error", (error) => {
   process.exit(1);
 });
 socket.on("disconnect", (reason) => print("disconnect", { reason }));
+
+readline.createInterface({ input: process.stdin }).on("line", (line) => {
+  const { tag, event, data } = JSON.parse(line);
+  socket.timeout(10000).emit(event, data, (error, ack) => {
+    print("ack", error ? { tag, error: String(error) } : { tag, ack });
+  });
+});

@@ -3,6 +3,7 @@
 mod conversations;
 mod directory;
 mod events;
+mod live;
 mod messages;
 mod operations;
 mod participants;
@@ -29,6 +30,7 @@ use super::{ApiError, AppState, MAX_BODY_BYTES};
 pub(super) use conversations::*;
 pub(super) use directory::*;
 pub(super) use events::*;
+pub(super) use live::*;
 pub(super) use messages::*;
 pub(super) use operations::*;
 pub(super) use participants::*;
@@ -49,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}/participants/{user_id}", patch(change_role).delete(remove_participant))
         .route("/conversations/{id}/messages", post(send_message).get(list_messages))
         .route("/conversations/{id}/read", post(mark_read))
+        .route("/conversations/{id}/typing", post(send_typing))
+        .route("/presence", get(get_presence))
         .route("/messages/{id}", patch(edit_message).delete(delete_message))
         .route("/messages/{id}/reactions/{emoji}", put(add_reaction).delete(remove_reaction))
         .route("/users/{id}", put(put_user))

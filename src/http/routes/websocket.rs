@@ -1,5 +1,7 @@
 //! `GET /api/v1/ws`: the realtime WebSocket. Frames are `{"event", "data",
-//! "position"}`; `ready` tells the position the connection is live from.
+//! "position"}`; `ready` tells the position the connection is live from
+//! (`realtime::Session` decides the order). Text frames from the client are
+//! commands (`socket_commands.rs`), answered by `ack` frames.
 
 use std::time::{Duration, Instant};
 
@@ -10,9 +12,13 @@ use axum::response::Response;
 use axum::Extension;
 use futures::{SinkExt, StreamExt};
 
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
 use super::super::query_params::QueryParams;
+use super::super::socket_commands::{self, CommandQueue, QueuedCommand};
 use super::super::{ApiError, AppState, Caller, ConnectionSlot};
-use crate::realtime::Frame;
+use crate::realtime::{Ended, Frame, OpenError, Session};
 
 /// Ping interval; a client silent for `DEAD_AFTER` is disconnected.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -33,6 +39,7 @@ const CLOSE_POLICY_VIOLATION: u16 = 1008;
         (status = 400, body = super::super::problem::Problem, description = "not a WebSocket handshake"),
         (status = 401, body = super::super::problem::Problem),
         (status = 426, body = super::super::problem::Problem, description = "upgrade_required: no Upgrade header"),
+        (status = 422, body = super::super::problem::Problem, description = "after_position past the log's last position"),
         (status = 429, body = super::super::problem::Problem, description = "rate_limited: this user holds the most realtime connections"),
         (status = 503, body = super::super::problem::Problem, description = "realtime is not running in this process")))]
 pub async fn websocket(
@@ -49,11 +56,16 @@ pub async fn websocket(
         .and_then(|v| v.strip_prefix("Bearer "))
         .or(params.text("token"))
         .ok_or(ApiError::Unauthorized)?;
-    let caller = state.jwt.verify(token.trim()).ok_or(ApiError::Unauthorized)?;
+    let token = token.trim().to_owned();
+    let caller = state.jwt.verify(&token).ok_or(ApiError::Unauthorized)?;
     let after = params.integer("after_position", 0, i64::MAX as u64, None)?;
     let hub = state.hub.clone().ok_or_else(|| ApiError::Unavailable("realtime is not running in this process".into()))?;
+    if let Some(after) = after {
+        if after > hub.log_head().await? {
+            return Err(ApiError::invalid("after_position", "is past the last position of the event log"));
+        }
+    }
     hub.admits(caller.user_id).map_err(|refused| ApiError::TooManyConnections(refused.0))?;
-    let shutdown = state.shutdown.clone();
     Ok(upgrade
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
@@ -62,70 +74,60 @@ pub async fn websocket(
         .on_upgrade(move |socket| async move {
             // The socket keeps its connection's slot (`CHAT_MAX_CONNECTIONS`) while it lives.
             let _slot = slot;
-            serve(socket, hub, caller, after, shutdown).await
+            serve(socket, state, hub, caller, token, after).await
         }))
 }
 
-async fn serve(
-    socket: WebSocket,
-    hub: crate::realtime::Hub,
-    caller: Caller,
-    after: Option<u64>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
+async fn serve(socket: WebSocket, state: AppState, hub: crate::realtime::Hub, caller: Caller, token: String, after: Option<u64>) {
     let (mut sink, mut incoming) = socket.split();
-    let mut subscription = match hub.subscribe(caller.user_id).await {
-        Ok(subscription) => subscription,
-        Err(refused) => {
+    let mut session = match Session::open(&hub, caller.user_id, after).await {
+        Ok(session) => session,
+        Err(OpenError::TooManyConnections(refused)) => {
             let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close(CLOSE_POLICY_VIOLATION, &refused.to_string()))).await;
             return;
         }
-    };
-    let mut live_from = subscription.live_from;
-    if let Some(after) = after {
-        if after < live_from {
-            match hub.replay(caller.user_id, after, live_from).await {
-                Ok(frames) => {
-                    for frame in frames {
-                        if send(&mut sink, &frame).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "resume failed");
-                    let _ = sink.send(close(1011, "resume failed; retry")).await;
-                    return;
-                }
-            }
+        Err(OpenError::Store(error)) => {
+            tracing::warn!(%error, "resume failed");
+            let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close(1011, "resume failed; retry"))).await;
+            return;
         }
-        live_from = live_from.max(after);
-    }
-    if send(&mut sink, &Frame::ready(live_from)).await.is_err() {
-        return;
-    }
-    let mut last_sent = live_from;
+    };
+    let commands = CommandQueue::start(state.in_process.clone(), token);
+    let (ack_tx, mut acks) = mpsc::unbounded_channel::<Message>();
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
         tokio::select! {
-            frame = subscription.frames.recv() => match frame {
-                Some(frame) if frame.position <= live_from => {}
-                Some(frame) => {
+            biased;
+            Some(ack) = acks.recv() => {
+                if tokio::time::timeout(SEND_TIMEOUT, sink.send(ack)).await.map_or(true, |r| r.is_err()) {
+                    return;
+                }
+            }
+            frame = session.next() => match frame {
+                Ok(frame) => {
                     if send(&mut sink, &frame).await.is_err() {
                         return;
                     }
-                    last_sent = frame.position;
                 }
-                None => {
-                    let reason = format!("slow consumer; resume with after_position={last_sent}");
+                Err(Ended::SlowConsumer) => {
+                    let reason = format!("slow consumer; resume with after_position={}", session.resume_position());
                     let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close(CLOSE_SLOW_CONSUMER, &reason))).await;
+                    return;
+                }
+                Err(Ended::Replay(error)) => {
+                    tracing::warn!(%error, "resume failed");
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close(1011, "resume failed; retry"))).await;
                     return;
                 }
             },
             message = incoming.next() => match message {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    take_command(&commands, &ack_tx, text.as_str()).await;
+                }
                 Some(Ok(_)) => last_heard = Instant::now(),
             },
             _ = ping.tick() => {
@@ -137,13 +139,41 @@ async fn serve(
                     return;
                 }
             }
-            _ = shutdown.cancelled() => {
-                let reason = format!("server shutting down; resume with after_position={last_sent}");
+            _ = state.shutdown.cancelled() => {
+                let reason = format!("server shutting down; resume with after_position={}", session.resume_position());
                 let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close(1012, &reason))).await;
                 return;
             }
         }
     }
+}
+
+/// A text frame from the client is a command: queue it; its ack
+/// `{"event": "ack", "data": {"id", "ok", ...}}` comes back on `acks`.
+async fn take_command(commands: &CommandQueue, acks: &mpsc::UnboundedSender<Message>, text: &str) {
+    match socket_commands::parse_frame(text) {
+        Ok((command, id, data)) => {
+            let acks = acks.clone();
+            let reply_id = id.clone();
+            let reply = Box::new(move |ack: Value| {
+                let _ = acks.send(ack_frame(reply_id, ack));
+            });
+            commands.submit(QueuedCommand { command, key: id, data, reply }).await;
+        }
+        Err((id, refused)) => {
+            let _ = acks.send(ack_frame(id, socket_commands::refusal(refused).await));
+        }
+    }
+}
+
+/// The ack frame. It has no `position` of its own: the command's position
+/// (in `data`) may be ahead of the events this connection has received yet.
+fn ack_frame(id: Option<String>, ack: Value) -> Message {
+    let mut data = serde_json::Map::from_iter([("id".to_owned(), id.map_or(Value::Null, Value::String))]);
+    if let Value::Object(fields) = ack {
+        data.extend(fields);
+    }
+    Message::Text(json!({"event": "ack", "data": data}).to_string().into())
 }
 
 async fn send(sink: &mut futures::stream::SplitSink<WebSocket, Message>, frame: &Frame) -> Result<(), ()> {
