@@ -1,8 +1,8 @@
 //! Presence, decided without I/O. Every API process announces on NATS core
 //! the users holding a realtime connection to it: a full list in a
-//! heartbeat every 10 s, and the changes in a delta once a second. Every
+//! heartbeat every 5 s, and the changes in a delta once a second. Every
 //! process folds those announcements into a `PresenceBook`: a user is
-//! online while at least one process whose heartbeat has not lapsed (30 s)
+//! online while at least one process whose heartbeat has not lapsed (20 s: four missed heartbeats)
 //! lists them. A process that dies takes its users offline when its
 //! heartbeat lapses; one that stops says goodbye at once.
 
@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::UserId;
 
 /// How often a process sends its full list.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// A process not heard of for this long is gone, and its users with it.
-pub const LAPSE_AFTER: Duration = Duration::from_secs(30);
+pub const LAPSE_AFTER: Duration = Duration::from_secs(20);
 /// How often changes are announced (and pushed): flaps within it cancel out.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -275,9 +275,9 @@ mod tests {
     fn a_process_whose_heartbeat_lapses_takes_its_users_offline() {
         let (mut book, t0, wall) = (PresenceBook::default(), Instant::now(), Utc::now());
         book.apply(Announcement::Heartbeat { process: "a".into(), users: vec![user(1), user(2)] }, t0, wall);
-        book.apply(delta("b", &[2], &[]), t0 + Duration::from_secs(25), wall);
+        book.apply(delta("b", &[2], &[]), t0 + Duration::from_secs(15), wall);
         book.take_changes(wall);
-        book.expire(t0 + Duration::from_secs(29));
+        book.expire(t0 + LAPSE_AFTER - Duration::from_millis(1));
         assert!(book.take_changes(wall).is_empty());
         book.expire(t0 + LAPSE_AFTER);
         assert_eq!(statuses(&book.take_changes(wall)), [(1, Status::Offline)], "2 is still on b");
