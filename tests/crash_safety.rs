@@ -192,7 +192,9 @@ async fn follow(base: String, token: String, seen: Arc<AtomicU64>, stop: Cancell
             match message {
                 Some(Ok(Message::Text(text))) => {
                     let frame: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
-                    if frame["event"] != "ready" {
+                    // Typing and presence are not events of the log: this audit is about the log's.
+                    let ephemeral = frame["event"] == "presence" || frame["event"] == "typing";
+                    if frame["event"] != "ready" && !ephemeral {
                         seen.store(frame["position"].as_u64().expect("frame position"), Ordering::SeqCst);
                         frames.push(frame);
                     }

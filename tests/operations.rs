@@ -113,10 +113,25 @@ async fn openapi_document_describes_every_command() {
         ("/api/v1/conversations/direct", "get"),
         ("/api/v1/events", "get"),
         ("/api/v1/events/schema", "get"),
+        ("/api/v1/ws", "get"),
+        ("/api/v1/conversations/{id}/typing", "post"),
+        ("/api/v1/presence", "get"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
     }
     assert!(doc.body["components"]["schemas"]["Problem"].is_object());
+    // The realtime protocol: every frame and every socket command.
+    for schema in ["RealtimeEventFrame", "RealtimeCommandFrame", "RealtimeAckFrame", "RealtimeTypingData", "RealtimePresenceData", "PresenceAnswer", "TypingBody"] {
+        assert!(doc.body["components"]["schemas"][schema].is_object(), "{schema} is documented");
+    }
+    let realtime = &doc.body["x-realtime"];
+    for command in chat::http::SOCKET_COMMANDS {
+        assert!(realtime["client_commands"].as_array().unwrap().iter().any(|c| c == command), "{command}");
+        assert!(realtime["command_data"][command].is_string(), "{command}");
+    }
+    for event in ["ready", "typing", "presence", "ack", "conversation:updated"] {
+        assert!(realtime["server_events"].as_array().unwrap().iter().any(|e| e == event), "{event}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

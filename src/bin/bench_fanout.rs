@@ -9,6 +9,12 @@
 //! * memory: the server's resident memory before and after the connections;
 //! * phase A: 1,000 sends/s for `--seconds`, open loop, each send by a random
 //!   member of a random conversation, so 10 deliveries per send;
+//! * with `--signals`, phase A again with typing and presence load beside
+//!   the sends: 5% of the users (`--churners`) hold no connection but connect
+//!   and disconnect `--churn-per-second` times a second in all (each
+//!   connection held 1 s), so their contacts get `presence` pushes, and
+//!   another 5% send `typing` `started` every 3 s (`POST .../typing`); it
+//!   prints the server CPU, memory and delivery p99 with and without;
 //! * phase B: the `--rates` in turn for `--step-seconds` each, stopping at the
 //!   first rate whose deliveries fall more than 10% behind or whose p99
 //!   exceeds 1 s.
@@ -25,6 +31,7 @@
 //! cargo build --release --bin chat
 //! cargo run --release --bin bench_fanout
 //! cargo run --release --bin bench_fanout -- --users 1000 --seconds 5   # a quick check
+//! cargo run --release --bin bench_fanout -- --signals --rates ""      # typing and presence: their cost at 1,000 sends/s
 //! BENCH_SERVER_LOG=info,chat::projections=debug cargo run --release --bin bench_fanout   # server log filter (default warn)
 //! ```
 
@@ -122,6 +129,29 @@ struct Args {
     /// Keep the bench database at the end.
     #[arg(long)]
     keep_db: bool,
+    /// Also run phase A with typing and presence load (see the module doc).
+    #[arg(long)]
+    signals: bool,
+    /// Connects (each followed by a disconnect 1 s later) per second, in all, with `--signals`.
+    #[arg(long, default_value_t = 200)]
+    churn_per_second: u64,
+}
+
+/// Every `CHURN_EVERY`-th user holds no connection of its own: with
+/// `--signals` it connects and disconnects, changing its presence.
+const CHURN_EVERY: usize = 20;
+/// How long a churning connection stays open.
+const CHURN_HOLD: Duration = Duration::from_secs(1);
+/// Every `TYPING_EVERY`-th user (offset by one from the churners) types every `TYPING_PERIOD`.
+const TYPING_EVERY: usize = 20;
+const TYPING_PERIOD: Duration = Duration::from_secs(3);
+
+fn is_churner(user_index: usize) -> bool {
+    user_index % CHURN_EVERY == 0
+}
+
+fn is_typist(user_index: usize) -> bool {
+    user_index % TYPING_EVERY == 1
 }
 
 fn main() -> Result<()> {
@@ -137,6 +167,9 @@ fn validate(args: &Args) -> Result<()> {
     }
     if args.users > i32::MAX as usize {
         bail!("--users must be at most {}", i32::MAX);
+    }
+    if args.signals && args.churn_per_second == 0 {
+        bail!("--churn-per-second must be positive");
     }
     if args.seconds == 0 || args.step_seconds == 0 || args.rates.contains(&0) {
         bail!("--seconds, --step-seconds and every rate must be at least 1");
@@ -376,15 +409,24 @@ async fn bench(args: &Args, server: &Server) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let tracker = Arc::new(Tracker::new(1 + args.rates.len())?);
+    let tracker = Arc::new(Tracker::new(2 + args.rates.len())?);
     let rss_before = server.rss_kib()?;
-    let clients = Clients::open(&server.base_url, &tokens, tracker.clone()).await?;
+    // With --signals the churners connect only during the signal phase (in both phases A they are offline).
+    let skip = |i: usize| args.signals && is_churner(i);
+    let clients = Clients::open(&server.base_url, &tokens, tracker.clone(), skip).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = server.rss_kib()?;
     print_memory(rss_before, rss_after, clients.connected);
 
     let plan = Arc::new(SendPlan::new(&server.base_url, &conversations, &tokens, &clients.alive)?);
-    let context = PhaseContext { http: &http, server, plan, tracker: tracker.clone() };
+    let context = PhaseContext {
+        http: &http,
+        server,
+        plan,
+        tracker: tracker.clone(),
+        tokens: Arc::new(tokens.clone()),
+        conversations: Arc::new(conversations.clone()),
+    };
     let outcome = run_phases(args, &context).await;
     print_metrics(&http, &server.base_url).await;
     clients.close().await;
@@ -698,14 +740,15 @@ struct Clients {
 impl Clients {
     /// One connection per user, `CONNECT_CONCURRENCY` handshakes at a time,
     /// each ready (its `ready` frame read) before its listener starts.
-    async fn open(base_url: &str, tokens: &[String], tracker: Arc<Tracker>) -> Result<Self> {
+    async fn open(base_url: &str, tokens: &[String], tracker: Arc<Tracker>, skip: impl Fn(usize) -> bool) -> Result<Self> {
         let ws_base = base_url.replacen("http://", "ws://", 1);
         let stop = CancellationToken::new();
         let started = Instant::now();
         let failures = ErrorSamples::default();
         let mut alive = vec![false; tokens.len()];
         let mut tasks = Vec::with_capacity(tokens.len());
-        let mut opened = futures::stream::iter(tokens.iter().enumerate())
+        let wanted = tokens.iter().enumerate().filter(|(i, _)| !skip(*i)).count();
+        let mut opened = futures::stream::iter(tokens.iter().enumerate().filter(|(i, _)| !skip(*i)))
             .map(|(i, token)| {
                 let url = format!("{ws_base}/api/v1/ws?token={token}");
                 async move { (i, connect(&url).await) }
@@ -722,10 +765,9 @@ impl Clients {
         }
         let connected = tasks.len();
         println!(
-            "connections: {connected} of {} ready in {:.1} s ({} failed)",
-            tokens.len(),
+            "connections: {connected} of {wanted} ready in {:.1} s ({} failed)",
             started.elapsed().as_secs_f64(),
-            tokens.len() - connected
+            wanted - connected
         );
         failures.print("connect");
         if connected == 0 {
@@ -979,16 +1021,27 @@ struct PhaseContext<'a> {
     server: &'a Server,
     plan: Arc<SendPlan>,
     tracker: Arc<Tracker>,
+    tokens: Arc<Vec<String>>,
+    conversations: Arc<Vec<String>>,
 }
 
 async fn run_phases(args: &Args, context: &PhaseContext<'_>) -> Result<()> {
     let mut reports = Vec::new();
     let phase_a = run_phase(context, 0, "phase A", PHASE_A_RATE, args.seconds).await?;
     phase_a.print();
+    if args.signals {
+        wait_until_projected(context.http, &context.server.base_url).await?;
+        let load = SignalLoad::start(context, args.churn_per_second);
+        let with_signals = run_phase(context, 1, "phase A with typing and presence", PHASE_A_RATE, args.seconds).await?;
+        let load = load.stop().await;
+        with_signals.print();
+        load.print(args.seconds);
+        print_signal_cost(&phase_a, &with_signals);
+    }
     reports.push(phase_a);
     for (i, rate) in args.rates.iter().enumerate() {
         wait_until_projected(context.http, &context.server.base_url).await?;
-        let report = run_phase(context, i + 1, &format!("phase B {rate}/s"), *rate, args.step_seconds).await?;
+        let report = run_phase(context, i + 2, &format!("phase B {rate}/s"), *rate, args.step_seconds).await?;
         report.print();
         let kept_up = report.kept_up();
         reports.push(report);
@@ -1204,12 +1257,180 @@ async fn print_metrics(http: &reqwest::Client, base_url: &str) {
     match text {
         Ok(text) => {
             println!("server metrics:");
-            for line in text.lines().filter(|line| line.starts_with("chat_realtime_")) {
+            let shown = ["chat_realtime_", "chat_presence_", "chat_typing_"];
+            for line in text.lines().filter(|line| shown.iter().any(|prefix| line.starts_with(prefix))) {
                 println!("  {line}");
             }
         }
         Err(error) => println!("server metrics not available: {error}"),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Typing and presence load
+
+/// Churning connections and typing signals beside the sends.
+struct SignalLoad {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    counters: Arc<SignalCounters>,
+}
+
+#[derive(Default)]
+struct SignalCounters {
+    connects: AtomicU64,
+    connect_errors: AtomicU64,
+    typing: AtomicU64,
+    typing_errors: AtomicU64,
+    samples: ErrorSamples,
+}
+
+impl SignalLoad {
+    fn start(context: &PhaseContext<'_>, churn_per_second: u64) -> Self {
+        let stop = CancellationToken::new();
+        let counters = Arc::new(SignalCounters::default());
+        let users = context.tokens.len();
+        let churners: Vec<usize> = (0..users).filter(|i| is_churner(*i)).collect();
+        let typists: Vec<usize> = (0..users).filter(|i| is_typist(*i)).collect();
+        let ws_base = context.server.base_url.replacen("http://", "ws://", 1);
+        let churn = tokio::spawn(churn(ws_base, context.tokens.clone(), churners, churn_per_second, counters.clone(), stop.clone()));
+        let typing = tokio::spawn(type_along(
+            context.http.clone(),
+            context.server.base_url.clone(),
+            context.tokens.clone(),
+            context.conversations.clone(),
+            typists,
+            counters.clone(),
+            stop.clone(),
+        ));
+        Self { stop, tasks: vec![churn, typing], counters }
+    }
+
+    async fn stop(self) -> Arc<SignalCounters> {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.counters
+    }
+}
+
+impl SignalCounters {
+    fn print(&self, seconds: u64) {
+        let per_second = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64 / seconds.max(1) as f64;
+        println!(
+            "  signal load: {:.0} connects/s (each closed {} s later; {} failed), {:.0} typing signals/s ({} failed)",
+            per_second(&self.connects),
+            CHURN_HOLD.as_secs(),
+            self.connect_errors.load(Ordering::Relaxed),
+            per_second(&self.typing),
+            self.typing_errors.load(Ordering::Relaxed)
+        );
+        self.samples.print("signal");
+    }
+}
+
+/// Connects a random churner `per_second` times a second; each connection
+/// reads (and drops) its frames for `CHURN_HOLD`, then closes.
+async fn churn(
+    ws_base: String,
+    tokens: Arc<Vec<String>>,
+    churners: Vec<usize>,
+    per_second: u64,
+    counters: Arc<SignalCounters>,
+    stop: CancellationToken,
+) {
+    if churners.is_empty() {
+        return;
+    }
+    let mut random = SplitMix64::seeded();
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second as f64));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let open = Arc::new(Semaphore::new(CONNECT_CONCURRENCY * 4));
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        let Ok(permit) = open.clone().try_acquire_owned() else { continue };
+        let user = churners[random.below(churners.len())];
+        let url = format!("{ws_base}/api/v1/ws?token={}", tokens[user]);
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match connect(&url).await {
+                Ok(mut socket) => {
+                    counters.connects.fetch_add(1, Ordering::Relaxed);
+                    let drain = async { while let Some(Ok(_)) = socket.next().await {} };
+                    let _ = tokio::time::timeout(CHURN_HOLD, drain).await;
+                    let _ = socket.close(None).await;
+                }
+                Err(error) => {
+                    counters.connect_errors.fetch_add(1, Ordering::Relaxed);
+                    counters.samples.offer(&format!("churn connect: {error:#}"));
+                }
+            }
+        });
+    }
+}
+
+/// Each typist says `started` in its conversation every `TYPING_PERIOD`, spread evenly.
+async fn type_along(
+    http: reqwest::Client,
+    base_url: String,
+    tokens: Arc<Vec<String>>,
+    conversations: Arc<Vec<String>>,
+    typists: Vec<usize>,
+    counters: Arc<SignalCounters>,
+    stop: CancellationToken,
+) {
+    if typists.is_empty() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(TYPING_PERIOD / u32::try_from(typists.len()).unwrap_or(u32::MAX));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    for user in typists.iter().cycle() {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else { continue };
+        let url = format!("{base_url}/api/v1/conversations/{}/typing", conversations[user / GROUP_SIZE]);
+        let (http, bearer, counters) = (http.clone(), bearer(&tokens[*user]), counters.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let answer = http.post(url).header("authorization", bearer).json(&json!({"state": "started"})).send().await;
+            match answer {
+                Ok(answer) if answer.status() == StatusCode::NO_CONTENT => {
+                    counters.typing.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(answer) => {
+                    counters.typing_errors.fetch_add(1, Ordering::Relaxed);
+                    counters.samples.offer(&format!("typing: {}", answer.status()));
+                }
+                Err(error) => {
+                    counters.typing_errors.fetch_add(1, Ordering::Relaxed);
+                    counters.samples.offer(&format!("typing: {error}"));
+                }
+            }
+        });
+    }
+}
+
+/// What typing and presence cost: the two phases A side by side.
+fn print_signal_cost(without: &PhaseReport, with: &PhaseReport) {
+    let (Some(a), Some(b)) = (&without.cpu, &with.cpu) else { return };
+    println!(
+        "typing and presence: server CPU {:.0}% -> {:.0}% of a core ({:+.1}%), delivery p99 {:.1} -> {:.1} ms, server VmRSS {} -> {} MiB",
+        a.server,
+        b.server,
+        100.0 * (b.server - a.server) / a.server.max(1e-9),
+        without.p99().as_secs_f64() * 1000.0,
+        with.p99().as_secs_f64() * 1000.0,
+        without.server_rss_kib.map_or("?".into(), |k| format!("{:.1}", mib(k))),
+        with.server_rss_kib.map_or("?".into(), |k| format!("{:.1}", mib(k))),
+    );
 }
 
 // ---------------------------------------------------------------------------

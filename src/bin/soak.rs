@@ -764,7 +764,9 @@ async fn follow(base: String, token: String, last: Arc<AtomicU64>, stop: Cancell
             match message {
                 Some(Ok(Message::Text(text))) => {
                     let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else { continue };
-                    if frame["event"] != "ready" {
+                    // Typing and presence are not events of the log: the audit counts the log's.
+                    let ephemeral = frame["event"] == "presence" || frame["event"] == "typing";
+                    if frame["event"] != "ready" && !ephemeral {
                         if let Some(position) = frame["position"].as_u64() {
                             last.store(position, Ordering::SeqCst);
                             positions.push(position);

@@ -12,6 +12,7 @@ mod paths;
 mod problem;
 mod query_params;
 mod rate_limit;
+mod realtime_doc;
 mod routes;
 mod security_headers;
 mod serve;

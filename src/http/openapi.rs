@@ -6,6 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Header, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
+use super::realtime_doc::RealtimeProtocol;
 use super::routes;
 
 /// Everything the API serves.
@@ -18,15 +19,15 @@ use super::routes;
         routes::send_message, routes::edit_message, routes::delete_message, routes::mark_read,
         routes::add_reaction, routes::remove_reaction, routes::put_user, routes::put_posting,
         routes::list_conversations, routes::get_conversation, routes::find_direct, routes::list_messages,
-        routes::replay_events, routes::event_schemas, routes::websocket,
+        routes::replay_events, routes::event_schemas, routes::websocket, routes::send_typing, routes::get_presence,
         routes::healthz, routes::readyz, routes::metrics, routes::openapi_document,
     ),
-    modifiers(&BearerAuth, &ProblemResponses),
+    modifiers(&BearerAuth, &ProblemResponses, &RealtimeProtocol),
     tags((name = "commands", description = "Write side: each command appends events and answers their position"),
          (name = "directory", description = "Users and postings (scope chat:admin)"),
          (name = "queries", description = "Read side: served from the read models; min_position gives read-your-writes"),
          (name = "replay", description = "The event log for analytics consumers (scope events:read)"),
-         (name = "realtime", description = "WebSocket push of the events of the caller's conversations"),
+         (name = "realtime", description = "WebSocket and Socket.IO push of the events of the caller's conversations, commands with acks, typing and presence (see `x-realtime` and GET /api/v1/ws)"),
          (name = "operations"))
 )]
 pub struct ApiDoc;

@@ -32,7 +32,7 @@ const CLOSE_POLICY_VIOLATION: u16 = 1008;
 
 /// Opens a realtime subscription (token in the `Authorization` header or `?token=`;
 /// `?after_position=N` replays what was missed since N first).
-#[utoipa::path(get, path = "/api/v1/ws", tag = "realtime",
+#[utoipa::path(get, path = "/api/v1/ws", tag = "realtime", description = super::super::realtime_doc::PROTOCOL,
     params(("token" = Option<String>, Query, description = "bearer token, if not in the Authorization header"),
         ("after_position" = Option<u64>, Query, maximum = 9223372036854775807_i64, description = "replay every event after N first")),
     responses((status = 101, description = "WebSocket upgrade"),
