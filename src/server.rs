@@ -139,6 +139,7 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         let addr = listener.local_addr().map_err(|e| StartError::Listen(config.listen, e))?;
         let api = http::router(services);
         in_process.set(api.clone());
+        let in_process_router = in_process.clone();
         let socket_io = http::socketio::layer(hub.clone(), JwtKeys::new(&config.jwt_secret), in_process, shutdown.clone());
         let router = http::with_cors(api.layer(socket_io), &config.cors_origins).map_err(StartError::Cors)?;
         let (stop, limits) = (shutdown.clone(), config.limits);
@@ -149,7 +150,7 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             .instrument(tracing::info_span!("http", %addr)),
         );
         tracing::info!(%addr, "listening");
-        (Some(addr), Some(task))
+        (Some(addr), Some((task, in_process_router)))
     } else {
         (None, None)
     };
@@ -159,8 +160,10 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
     let task = tokio::spawn(async move {
         stop.cancelled().await;
         tracing::info!("shutting down: finishing requests in flight");
-        if let Some(http) = http_task {
+        if let Some((http, in_process)) = http_task {
             let _ = http.await;
+            // The router's own handle on itself (for socket commands) goes last.
+            in_process.clear();
         }
         // Every command handle is gone with the router: the appender drains its queue and ends.
         let _ = appender_task.await;

@@ -107,7 +107,14 @@ async fn the_document_declares_every_refusal_as_a_problem_document() {
             if operation["parameters"].as_array().is_some_and(|p| p.iter().any(|p| p["in"] == "path")) {
                 assert!(declares("404"), "{name} declares 404");
             }
-            if secured && method != "get" {
+            // Typing is a signal, not a command (API.md: a command appends
+            // events): nothing is stored, so there is nothing to retry safely.
+            let is_signal = path.ends_with("/typing");
+            if secured && method != "get" && is_signal {
+                assert_eq!(responses["429"]["headers"]["Retry-After"]["schema"]["type"], "integer", "{name} declares 429 and Retry-After");
+                assert!(responses.contains_key("204"), "{name} answers 204, no position");
+            }
+            if secured && method != "get" && !is_signal {
                 commands += 1;
                 assert_eq!(responses["429"]["headers"]["Retry-After"]["schema"]["type"], "integer", "{name} declares 429 and Retry-After");
                 let key = operation["parameters"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "Idempotency-Key"));

@@ -8,7 +8,7 @@
 //! The answer (the ack) is `{"ok": true, ..the HTTP answer's fields}` or
 //! `{"ok": false, "error": <the problem document HTTP answers>}`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::body::Body;
 use axum::http::{header, Method, Request};
@@ -34,20 +34,28 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// The API's router, reachable from the realtime connections it serves (set
-/// once, when the router is built).
+/// when the router is built). The router holds the services that hold this,
+/// so it is cleared at shutdown: the cycle would otherwise keep the command
+/// handles, and with them the appender, alive for ever.
 #[derive(Clone, Default)]
-pub struct InProcessRouter(Arc<OnceLock<Router>>);
+pub struct InProcessRouter(Arc<RwLock<Option<Router>>>);
 
 impl InProcessRouter {
     /// Makes `router` the one socket commands run through.
     pub fn set(&self, router: Router) {
-        let _ = self.0.set(router);
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(router);
+    }
+
+    /// Lets the router go (at shutdown, once the server has stopped serving).
+    pub fn clear(&self) {
+        self.0.write().unwrap_or_else(PoisonError::into_inner).take();
     }
 
     /// Runs one socket command as the user of `token`; the answer is the ack.
     pub async fn run(&self, token: &str, command: &str, key: Option<&str>, data: &Value) -> Value {
-        let response = match (self.0.get(), http_request(token, command, key, data)) {
-            (Some(router), Ok(request)) => match router.clone().oneshot(request).await {
+        let router = self.0.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let response = match (router, http_request(token, command, key, data)) {
+            (Some(router), Ok(request)) => match router.oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             },
