@@ -69,7 +69,7 @@ fn schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("RealtimeEventFrame", json!({
             "type": "object", "required": ["event", "data", "position"],
-            "properties": {"event": {"type": "string"}, "data": {}, "position": {"type": "integer", "minimum": 0}},
+            "properties": {"event": {"type": "string"}, "data": {"type": "object"}, "position": {"type": "integer", "minimum": 0}},
             "description": "A pushed event (WebSocket text frame)."
         })),
         ("RealtimeCommandFrame", json!({
@@ -85,7 +85,7 @@ fn schemas() -> Vec<(&'static str, Value)> {
         ("RealtimeAckFrame", json!({
             "type": "object", "required": ["event", "data"],
             "properties": {
-                "event": {"const": "ack"},
+                "event": {"type": "string", "enum": ["ack"]},
                 "data": {"type": "object", "required": ["id", "ok"], "properties": {
                     "id": {"type": ["string", "null"]}, "ok": {"type": "boolean"},
                     "message_id": {"type": "string"}, "reaction_id": {"type": "string"}, "position": {"type": "integer"},
@@ -107,4 +107,18 @@ fn schemas() -> Vec<(&'static str, Value)> {
             "description": "`presence`: to the users who share a conversation with `user_id`, when their status changes (coalesced per second)."
         })),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_frame_schema_is_a_valid_openapi_schema() {
+        for (name, schema) in schemas() {
+            if let Err(e) = serde_json::from_value::<Schema>(schema) {
+                panic!("{name}: {e}");
+            }
+        }
+    }
 }

@@ -65,19 +65,27 @@ impl Publisher {
         Self { reader: EventReader::new(pool.clone()), pool, js, config, head }
     }
 
-    /// Runs until `shutdown`; then publishes what is left and returns.
+    /// Runs until `shutdown`; then publishes what is left and returns. A
+    /// failure near shutdown is retried a few times (a stop must not leave
+    /// committed events unpublished because of one transient error); only a
+    /// dependency that stays down, or another process holding the lead,
+    /// leaves the rest to the next start.
     #[tracing::instrument(name = "publisher", skip_all, fields(stream = %self.config.stream))]
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
+        let mut tries_after_shutdown = 0;
         loop {
-            let leader = tokio::select! {
-                leader = leader::Leader::acquire(&self.pool) => leader,
-                _ = shutdown.cancelled() => return,
-            };
-            let leader = match leader {
+            if shutdown.is_cancelled() {
+                tries_after_shutdown += 1;
+                if tries_after_shutdown > TRIES_AFTER_SHUTDOWN {
+                    tracing::warn!("publication did not finish at shutdown; the rest is published at next start");
+                    return;
+                }
+            }
+            let leader = match leader::Leader::acquire(&self.pool).await {
                 Ok(Some(leader)) => leader,
                 Ok(None) => {
-                    // Another process publishes; stand by.
+                    // Another process publishes; stand by (at shutdown, it publishes the rest).
                     if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
                         return;
                     }
@@ -85,10 +93,8 @@ impl Publisher {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot reach the database for the publisher lock");
-                    if sleep_or_cancel(backoff, &shutdown).await {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    metrics::counter!("chat_publication_interruptions_total").increment(1);
+                    pause(&mut backoff, &shutdown).await;
                     continue;
                 }
             };
@@ -97,11 +103,7 @@ impl Publisher {
                 Err(error) => {
                     tracing::warn!(%error, "publication interrupted; resynchronising");
                     metrics::counter!("chat_publication_interruptions_total").increment(1);
-                    if shutdown.is_cancelled() || sleep_or_cancel(backoff, &shutdown).await {
-                        // At shutdown, do not wait for a dependency that is down.
-                        return;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    pause(&mut backoff, &shutdown).await;
                 }
             }
         }
@@ -208,6 +210,19 @@ impl Publisher {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// How many times publication is tried again once shutdown has begun.
+const TRIES_AFTER_SHUTDOWN: u32 = 3;
+
+/// Waits before a retry: `backoff` (doubling up to 5 s) while running, a
+/// short fixed pause once shutdown has begun (the stop has a deadline).
+async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) {
+    if shutdown.is_cancelled() || sleep_or_cancel(*backoff, shutdown).await {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    } else {
+        *backoff = (*backoff * 2).min(Duration::from_secs(5));
     }
 }
 
