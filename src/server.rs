@@ -106,9 +106,10 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
         )
         .await
         .map_err(|e| StartError::Database(DbError::Connect(sqlx::Error::Protocol(e.to_string()))))?;
-        let live = crate::realtime::LiveSignals::start(nats.clone(), &config.nats_subject_prefix, hub.clone(), pool.clone(), shutdown.clone())
-            .await
-            .map_err(|e| StartError::Nats(e.to_string()))?;
+        let live =
+            crate::realtime::LiveSignals::start(nats.clone(), &config.nats_subject_prefix, hub.clone(), pool.clone(), shutdown.clone())
+                .await
+                .map_err(|e| StartError::Nats(e.to_string()))?;
         let in_process = http::InProcessRouter::default();
         let rate_limiter = CommandRateLimiter::new(&config.limits);
         tokio::spawn(rate_limiter.clone().forget_idle_users(shutdown.clone()));

@@ -121,7 +121,15 @@ async fn openapi_document_describes_every_command() {
     }
     assert!(doc.body["components"]["schemas"]["Problem"].is_object());
     // The realtime protocol: every frame and every socket command.
-    for schema in ["RealtimeEventFrame", "RealtimeCommandFrame", "RealtimeAckFrame", "RealtimeTypingData", "RealtimePresenceData", "PresenceAnswer", "TypingBody"] {
+    for schema in [
+        "RealtimeEventFrame",
+        "RealtimeCommandFrame",
+        "RealtimeAckFrame",
+        "RealtimeTypingData",
+        "RealtimePresenceData",
+        "PresenceAnswer",
+        "TypingBody",
+    ] {
         assert!(doc.body["components"]["schemas"][schema].is_object(), "{schema} is documented");
     }
     let realtime = &doc.body["x-realtime"];

@@ -70,7 +70,11 @@ async fn refused_socket_commands_answer_the_problem_http_would_and_change_nothin
     refused(&blank, 422, "validation_failed");
     assert_eq!(blank["error"]["errors"][0]["field"], "content");
     refused(&bob.command("message:send", "b", json!({"content": "no conversation"})).await, 422, "validation_failed");
-    refused(&bob.command("message:send", "c", json!({"conversation_id": c, "content": "x", "colour": "red"})).await, 422, "validation_failed");
+    refused(
+        &bob.command("message:send", "c", json!({"conversation_id": c, "content": "x", "colour": "red"})).await,
+        422,
+        "validation_failed",
+    );
     refused(&bob.command("message:fly", "d", json!({})).await, 422, "validation_failed");
     refused(&bob.command("message:edit", "e", json!({"message_id": m, "content": "not mine"})).await, 403, "forbidden");
     refused(&bob.command("message:send", "f", json!({"conversation_id": "not-a-uuid", "content": "x"})).await, 404, "not_found");
@@ -101,10 +105,13 @@ async fn a_repeated_command_id_is_one_event_and_the_same_answer() {
     let mut other = Subscriber::connect(&app, 2, None).await;
     assert_eq!(other.command("message:send", &key, data.clone()).await["message_id"], first["message_id"]);
     let over_http = app
-        .request(Method::POST, &format!("/api/v1/conversations/{c}/messages"), Some(&app.token(2)), Some(json!({"content": "once"})), &[(
-            "idempotency-key",
-            &key,
-        )])
+        .request(
+            Method::POST,
+            &format!("/api/v1/conversations/{c}/messages"),
+            Some(&app.token(2)),
+            Some(json!({"content": "once"})),
+            &[("idempotency-key", &key)],
+        )
         .await;
     assert_eq!(over_http.body["message_id"], first["message_id"]);
     assert_eq!(app.event_count().await, before + 1, "one event");

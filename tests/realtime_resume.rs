@@ -82,7 +82,10 @@ fn verify(runs: &[Run], sent: &HashMap<String, u64>) {
     for (i, run) in runs.iter().enumerate() {
         assert!(run.ready >= run.head_before, "run {i}: ready {} before the head at connect time {}: {run:?}", run.ready, run.head_before);
         assert!(run.replayed.windows(2).all(|w| w[0] < w[1]), "run {i}: replay out of order: {run:?}");
-        assert!(run.replayed.iter().all(|p| *p > run.after && *p <= run.ready), "run {i}: a replayed event outside (after, ready]: {run:?}");
+        assert!(
+            run.replayed.iter().all(|p| *p > run.after && *p <= run.ready),
+            "run {i}: a replayed event outside (after, ready]: {run:?}"
+        );
         assert!(run.live.windows(2).all(|w| w[0] < w[1]), "run {i}: live events out of order: {run:?}");
         assert!(run.live.iter().all(|p| *p > run.ready), "run {i}: a live event at or before ready: {run:?}");
         let received: Vec<u64> = run.replayed.iter().chain(&run.live).copied().collect();

@@ -764,11 +764,7 @@ impl Clients {
             }
         }
         let connected = tasks.len();
-        println!(
-            "connections: {connected} of {wanted} ready in {:.1} s ({} failed)",
-            started.elapsed().as_secs_f64(),
-            wanted - connected
-        );
+        println!("connections: {connected} of {wanted} ready in {:.1} s ({} failed)", started.elapsed().as_secs_f64(), wanted - connected);
         failures.print("connect");
         if connected == 0 {
             bail!("no WebSocket connection could be opened");

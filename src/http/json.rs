@@ -120,4 +120,3 @@ mod tests {
         assert_eq!(code(decode(br#"{"name":"a","ids":{}}"#)), "422 ids");
     }
 }
-

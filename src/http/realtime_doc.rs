@@ -67,45 +67,60 @@ impl Modify for RealtimeProtocol {
 fn schemas() -> Vec<(&'static str, Value)> {
     let problem = json!({"$ref": "#/components/schemas/Problem"});
     vec![
-        ("RealtimeEventFrame", json!({
-            "type": "object", "required": ["event", "data", "position"],
-            "properties": {"event": {"type": "string"}, "data": {"type": "object"}, "position": {"type": "integer", "minimum": 0}},
-            "description": "A pushed event (WebSocket text frame)."
-        })),
-        ("RealtimeCommandFrame", json!({
-            "type": "object", "required": ["command"],
-            "properties": {
-                "command": {"type": "string", "enum": SOCKET_COMMANDS},
-                "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255, "description": "The Idempotency-Key; echoed in the ack."},
-                "data": {"type": "object", "description": "The HTTP body, plus the ids that name the target (conversation_id, message_id, emoji)."}
-            },
-            "additionalProperties": false,
-            "description": "A command sent by the client over the WebSocket."
-        })),
-        ("RealtimeAckFrame", json!({
-            "type": "object", "required": ["event", "data"],
-            "properties": {
-                "event": {"type": "string", "enum": ["ack"]},
-                "data": {"type": "object", "required": ["id", "ok"], "properties": {
-                    "id": {"type": ["string", "null"]}, "ok": {"type": "boolean"},
-                    "message_id": {"type": "string"}, "reaction_id": {"type": "string"}, "position": {"type": "integer"},
-                    "error": problem
-                }}
-            },
-            "description": "The answer to a command: the HTTP answer's fields when ok, else the problem document HTTP answers."
-        })),
-        ("RealtimeTypingData", json!({
-            "type": "object", "required": ["conversation_id", "user_id", "state"],
-            "properties": {"conversation_id": {"type": "string", "format": "uuid"}, "user_id": {"type": "integer"},
-                "state": {"type": "string", "enum": ["started", "stopped"]}},
-            "description": "`typing`: to the other participants; a `started` not refreshed within 6 s is followed by `stopped`; at most one per user and conversation per 2 s."
-        })),
-        ("RealtimePresenceData", json!({
-            "type": "object", "required": ["user_id", "status", "last_seen_at"],
-            "properties": {"user_id": {"type": "integer"}, "status": {"type": "string", "enum": ["online", "offline"]},
-                "last_seen_at": {"type": ["string", "null"], "format": "date-time"}},
-            "description": "`presence`: to the users who share a conversation with `user_id`, when their status changes (coalesced per second)."
-        })),
+        (
+            "RealtimeEventFrame",
+            json!({
+                "type": "object", "required": ["event", "data", "position"],
+                "properties": {"event": {"type": "string"}, "data": {"type": "object"}, "position": {"type": "integer", "minimum": 0}},
+                "description": "A pushed event (WebSocket text frame)."
+            }),
+        ),
+        (
+            "RealtimeCommandFrame",
+            json!({
+                "type": "object", "required": ["command"],
+                "properties": {
+                    "command": {"type": "string", "enum": SOCKET_COMMANDS},
+                    "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255, "description": "The Idempotency-Key; echoed in the ack."},
+                    "data": {"type": "object", "description": "The HTTP body, plus the ids that name the target (conversation_id, message_id, emoji)."}
+                },
+                "additionalProperties": false,
+                "description": "A command sent by the client over the WebSocket."
+            }),
+        ),
+        (
+            "RealtimeAckFrame",
+            json!({
+                "type": "object", "required": ["event", "data"],
+                "properties": {
+                    "event": {"type": "string", "enum": ["ack"]},
+                    "data": {"type": "object", "required": ["id", "ok"], "properties": {
+                        "id": {"type": ["string", "null"]}, "ok": {"type": "boolean"},
+                        "message_id": {"type": "string"}, "reaction_id": {"type": "string"}, "position": {"type": "integer"},
+                        "error": problem
+                    }}
+                },
+                "description": "The answer to a command: the HTTP answer's fields when ok, else the problem document HTTP answers."
+            }),
+        ),
+        (
+            "RealtimeTypingData",
+            json!({
+                "type": "object", "required": ["conversation_id", "user_id", "state"],
+                "properties": {"conversation_id": {"type": "string", "format": "uuid"}, "user_id": {"type": "integer"},
+                    "state": {"type": "string", "enum": ["started", "stopped"]}},
+                "description": "`typing`: to the other participants; a `started` not refreshed within 6 s is followed by `stopped`; at most one per user and conversation per 2 s."
+            }),
+        ),
+        (
+            "RealtimePresenceData",
+            json!({
+                "type": "object", "required": ["user_id", "status", "last_seen_at"],
+                "properties": {"user_id": {"type": "integer"}, "status": {"type": "string", "enum": ["online", "offline"]},
+                    "last_seen_at": {"type": ["string", "null"], "format": "date-time"}},
+                "description": "`presence`: to the users who share a conversation with `user_id`, when their status changes (coalesced per second)."
+            }),
+        ),
     ]
 }
 

@@ -22,8 +22,16 @@ use tower::ServiceExt;
 use super::ApiError;
 
 /// The commands a realtime connection accepts, by name.
-pub const SOCKET_COMMANDS: [&str; 8] =
-    ["message:send", "message:edit", "message:delete", "message:react", "message:unreact", "conversation:read", "typing:start", "typing:stop"];
+pub const SOCKET_COMMANDS: [&str; 8] = [
+    "message:send",
+    "message:edit",
+    "message:delete",
+    "message:react",
+    "message:unreact",
+    "conversation:read",
+    "typing:start",
+    "typing:stop",
+];
 
 /// Commands one connection may have waiting; more are refused with 429 at once.
 const QUEUE: usize = 32;
@@ -132,7 +140,8 @@ pub fn parse_frame(text: &str) -> Result<(String, Option<String>, Value), (Optio
 /// The HTTP request that does what `command` asks.
 fn http_request(token: &str, command: &str, key: Option<&str>, data: &Value) -> Result<Request<Body>, ApiError> {
     let (method, path, body) = route(command, data)?;
-    let mut request = Request::builder().method(method).uri(format!("/api/v1{path}")).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    let mut request =
+        Request::builder().method(method).uri(format!("/api/v1{path}")).header(header::AUTHORIZATION, format!("Bearer {token}"));
     if let Some(key) = key {
         if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ApiError::invalid("id", "must be 1 to 255 visible ASCII characters"));

@@ -201,7 +201,8 @@ async fn push_presence(hub: &Hub, pool: &MySqlPool, changes: &[Presence]) -> Res
     for chunk in changes.chunks(500) {
         let contacts = contacts_of(pool, chunk.iter().map(|p| p.user_id)).await?;
         for change in chunk {
-            let recipients: Vec<UserId> = contacts.get(&change.user_id).into_iter().flatten().copied().filter(|u| hub.is_connected(*u)).collect();
+            let recipients: Vec<UserId> =
+                contacts.get(&change.user_id).into_iter().flatten().copied().filter(|u| hub.is_connected(*u)).collect();
             if !recipients.is_empty() {
                 hub.push_ephemeral(&recipients, "presence", change.to_json()).await;
             }

@@ -156,7 +156,8 @@ impl PresenceBook {
     }
 
     fn process(&mut self, id: &str, now: Instant, wall: DateTime<Utc>) -> &mut Process {
-        let process = self.processes.entry(id.to_owned()).or_insert_with(|| Process { users: HashSet::new(), heard_at: now, heard_at_wall: wall });
+        let process =
+            self.processes.entry(id.to_owned()).or_insert_with(|| Process { users: HashSet::new(), heard_at: now, heard_at_wall: wall });
         process.heard_at = now;
         process.heard_at_wall = wall;
         process

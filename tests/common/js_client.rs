@@ -112,4 +112,3 @@ impl Drop for JsClient {
         let _ = self.child.start_kill();
     }
 }
-
