@@ -72,7 +72,7 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 pub fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let text = std::str::from_utf8(raw).map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;
     serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
-    if text.trim_start().chars().next() != Some('{') {
+    if !text.trim_start().starts_with('{') {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);

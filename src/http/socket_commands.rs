@@ -116,8 +116,12 @@ pub async fn refusal(error: ApiError) -> Value {
     ack(error.into_response()).await
 }
 
-/// Reads a WebSocket text frame as a command: `(command, id, data)`.
-pub fn parse_frame(text: &str) -> Result<(String, Option<String>, Value), (Option<String>, ApiError)> {
+/// A command frame read: `(command, id, data)`.
+pub type ParsedFrame = (String, Option<String>, Value);
+
+/// Reads a WebSocket text frame as a command; a refusal carries the
+/// frame's `id` when it could be read, so the ack names it.
+pub fn parse_frame(text: &str) -> Result<ParsedFrame, (Option<String>, ApiError)> {
     let value: Value = serde_json::from_str(text).map_err(|e| (None, ApiError::BadRequest(format!("malformed JSON: {e}"))))?;
     let Value::Object(mut fields) = value else { return Err((None, ApiError::invalid("body", "must be a JSON object"))) };
     let id = match fields.remove("id") {
@@ -158,10 +162,13 @@ fn http_request(token: &str, command: &str, key: Option<&str>, data: &Value) -> 
     request.body(body).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// Method, path (under `/api/v1`) and body of an HTTP request.
+type Route = (Method, String, Option<Map<String, Value>>);
+
 /// Method, path (under `/api/v1`) and body of a command; the fields naming
 /// the target (`conversation_id`, `message_id`, `emoji`) go into the path,
 /// the rest is the body, exactly as over HTTP.
-fn route(command: &str, data: &Value) -> Result<(Method, String, Option<Map<String, Value>>), ApiError> {
+fn route(command: &str, data: &Value) -> Result<Route, ApiError> {
     let Value::Object(fields) = data else { return Err(ApiError::invalid("data", "must be a JSON object")) };
     let mut body = fields.clone();
     let mut take = |field: &str| match body.remove(field) {

@@ -196,8 +196,14 @@ impl Hub {
         self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&user)
     }
 
+    /// True when anyone holds a connection to this process now (a cheap
+    /// check before work that only matters to connected users).
+    pub fn has_connections(&self) -> bool {
+        !self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
+    }
+
     /// The users holding a connection to this process now.
-    pub fn connected_users(&self) -> Vec<UserId> {
+    pub fn connected_users(&self) -> std::collections::HashSet<UserId> {
         self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keys().copied().collect()
     }
 

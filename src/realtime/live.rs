@@ -104,13 +104,13 @@ impl LiveSignals {
                     let Ok(announcement) = serde_json::from_slice::<Announcement>(&message.payload) else { continue };
                     if matches!(&announcement, Announcement::Sync { process: from } if *from != process) {
                         // A new process: it learns who is here without waiting for the next heartbeat.
-                        self.announce(&local.heartbeat(&process, hub.connected_users().into_iter().collect())).await;
+                        self.announce(&local.heartbeat(&process, hub.connected_users())).await;
                         last_heartbeat = Instant::now();
                     }
                     self.book.lock().unwrap_or_else(PoisonError::into_inner).apply(announcement, Instant::now(), chrono::Utc::now());
                 }
                 _ = flush.tick() => {
-                    let connected: HashSet<UserId> = hub.connected_users().into_iter().collect();
+                    let connected = hub.connected_users();
                     let announcement = if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
                         last_heartbeat = Instant::now();
                         Some(local.heartbeat(&process, connected))
@@ -127,7 +127,7 @@ impl LiveSignals {
                     };
                     if !changes.is_empty() {
                         metrics::counter!("chat_presence_changes_total").increment(changes.len() as u64);
-                        if let Err(error) = push_presence(&hub, &pool, &changes).await {
+                        if let Err(error) = push_presence(&hub, &pool, &changes, local.announced()).await {
                             tracing::warn!(%error, "presence push failed");
                         }
                     }
@@ -159,7 +159,7 @@ async fn follow_typing(mut signals: async_nats::Subscriber, hub: Hub, pool: MySq
             }
             _ = shutdown.cancelled() => return,
         };
-        if pushes.is_empty() || hub.connected_users().is_empty() {
+        if pushes.is_empty() || !hub.has_connections() {
             continue;
         }
         if let Err(error) = push_typing(&hub, &pool, &pushes).await {
@@ -194,15 +194,17 @@ async fn push_typing(hub: &Hub, pool: &MySqlPool, pushes: &[TypingPush]) -> Resu
     Ok(())
 }
 
-async fn push_presence(hub: &Hub, pool: &MySqlPool, changes: &[Presence]) -> Result<(), sqlx::Error> {
-    if hub.connected_users().is_empty() {
+/// Pushes each change to the contacts among `connected` (this process's
+/// users, read once per flush rather than once per contact).
+async fn push_presence(hub: &Hub, pool: &MySqlPool, changes: &[Presence], connected: &HashSet<UserId>) -> Result<(), sqlx::Error> {
+    if connected.is_empty() {
         return Ok(());
     }
     for chunk in changes.chunks(500) {
         let contacts = contacts_of(pool, chunk.iter().map(|p| p.user_id)).await?;
         for change in chunk {
             let recipients: Vec<UserId> =
-                contacts.get(&change.user_id).into_iter().flatten().copied().filter(|u| hub.is_connected(*u)).collect();
+                contacts.get(&change.user_id).into_iter().flatten().copied().filter(|u| connected.contains(u)).collect();
             if !recipients.is_empty() {
                 hub.push_ephemeral(&recipients, "presence", change.to_json()).await;
             }

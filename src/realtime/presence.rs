@@ -217,6 +217,11 @@ impl LocalAnnouncer {
         Some(Announcement::Delta { process: process.to_owned(), online, offline })
     }
 
+    /// The users this process last announced as connected here.
+    pub fn announced(&self) -> &HashSet<UserId> {
+        &self.announced
+    }
+
     /// The full list (the heartbeat), which also becomes what was announced.
     pub fn heartbeat(&mut self, process: &str, connected: HashSet<UserId>) -> Announcement {
         let mut users: Vec<UserId> = connected.iter().copied().collect();

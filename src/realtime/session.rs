@@ -113,10 +113,7 @@ impl Session {
     pub async fn next(&mut self) -> Result<Frame, Ended> {
         loop {
             if let Some(frame) = self.backlog.pop_front() {
-                if !frame.ephemeral {
-                    self.resume_position = frame.position;
-                }
-                return Ok(frame);
+                return Ok(self.handed_out(frame));
             }
             if let Some((after, until)) = self.replay {
                 let to = until.min(after.saturating_add(REPLAY_CHUNK));
@@ -154,6 +151,7 @@ impl Session {
         }
     }
 
+    /// Hands `frame` out, moving the resume position past a log event.
     fn handed_out(&mut self, frame: Frame) -> Frame {
         if !frame.ephemeral {
             self.resume_position = frame.position;
