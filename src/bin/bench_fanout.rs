@@ -919,6 +919,8 @@ async fn send(http: &reqwest::Client, plan: &SendPlan, conversation: usize, memb
 
 /// The figures of one phase.
 struct PhaseReport {
+    /// The phase's index in the tracker (its messages carry it).
+    phase: usize,
     label: String,
     rate: u64,
     seconds: u64,
@@ -1023,6 +1025,7 @@ struct PhaseContext<'a> {
 
 async fn run_phases(args: &Args, context: &PhaseContext<'_>) -> Result<()> {
     let mut reports = Vec::new();
+    let mut signal_phase = None;
     let phase_a = run_phase(context, 0, "phase A", PHASE_A_RATE, args.seconds).await?;
     phase_a.print();
     if args.signals {
@@ -1033,6 +1036,7 @@ async fn run_phases(args: &Args, context: &PhaseContext<'_>) -> Result<()> {
         with_signals.print();
         load.print(args.seconds);
         print_signal_cost(&phase_a, &with_signals);
+        signal_phase = Some(with_signals);
     }
     reports.push(phase_a);
     for (i, rate) in args.rates.iter().enumerate() {
@@ -1050,6 +1054,7 @@ async fn run_phases(args: &Args, context: &PhaseContext<'_>) -> Result<()> {
     // Whatever is still in the pipeline: late, or missing for good?
     wait_until_projected(context.http, &context.server.base_url).await?;
     tokio::time::sleep(STRAGGLER_WAIT).await;
+    reports.extend(signal_phase);
     print_late_deliveries(&reports, &context.tracker);
     Ok(())
 }
@@ -1066,6 +1071,7 @@ async fn run_phase(context: &PhaseContext<'_>, phase: usize, label: &str, rate: 
     let deliveries = context.tracker.snapshot(phase)?;
     let delivery_elapsed = deliveries.last.saturating_duration_since(started);
     Ok(PhaseReport {
+        phase,
         label: label.to_owned(),
         rate,
         seconds,
@@ -1231,8 +1237,8 @@ fn print_best(phase_b: &[PhaseReport]) {
 /// Deliveries of each phase in the end, against those of its report.
 fn print_late_deliveries(reports: &[PhaseReport], tracker: &Tracker) {
     println!("after the read models caught up and {} s more:", STRAGGLER_WAIT.as_secs());
-    for (phase, report) in reports.iter().enumerate() {
-        let now = tracker.phases[phase].received.load(Ordering::Relaxed);
+    for report in reports {
+        let now = tracker.phases[report.phase].received.load(Ordering::Relaxed);
         println!(
             "  {}: {} of {} expected deliveries received ({} after its report), {} missing",
             report.label,
