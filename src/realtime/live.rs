@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,15 @@ pub fn live_prefix(events_prefix: &str) -> String {
         // Never under the events prefix: the stream would capture it.
         None => format!("{events_prefix}_live"),
     }
+}
+
+/// An announcement as sent: stamped with the sender's wall clock, so that
+/// every process records the same `last_seen_at` for a user who left.
+#[derive(Serialize, Deserialize)]
+struct Stamped {
+    at: chrono::DateTime<chrono::Utc>,
+    #[serde(flatten)]
+    announcement: Announcement,
 }
 
 /// Handle on this process's typing and presence (cheap to clone).
@@ -82,7 +92,8 @@ impl LiveSignals {
     }
 
     async fn announce(&self, announcement: &Announcement) {
-        let payload = serde_json::to_vec(announcement).unwrap_or_default();
+        let stamped = Stamped { at: chrono::Utc::now(), announcement: announcement.clone() };
+        let payload = serde_json::to_vec(&stamped).unwrap_or_default();
         if let Err(error) = self.nats.publish(format!("{}.presence", self.prefix), payload.into()).await {
             tracing::debug!(%error, "presence announcement not sent");
         }
@@ -101,13 +112,13 @@ impl LiveSignals {
             tokio::select! {
                 message = announcements.next() => {
                     let Some(message) = message else { return };
-                    let Ok(announcement) = serde_json::from_slice::<Announcement>(&message.payload) else { continue };
+                    let Ok(Stamped { at, announcement }) = serde_json::from_slice::<Stamped>(&message.payload) else { continue };
                     if matches!(&announcement, Announcement::Sync { process: from } if *from != process) {
                         // A new process: it learns who is here without waiting for the next heartbeat.
                         self.announce(&local.heartbeat(&process, hub.connected_users())).await;
                         last_heartbeat = Instant::now();
                     }
-                    self.book.lock().unwrap_or_else(PoisonError::into_inner).apply(announcement, Instant::now(), chrono::Utc::now());
+                    self.book.lock().unwrap_or_else(PoisonError::into_inner).apply(announcement, Instant::now(), at);
                 }
                 _ = flush.tick() => {
                     let connected = hub.connected_users();
