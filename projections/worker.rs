@@ -27,7 +27,7 @@ pub const LIVE_BATCH: u32 = 2000;
 const CATCH_UP_BATCH: u32 = 20_000;
 /// How long a batch keeps gathering published events after the first one
 /// arrived (in all, not per event: a steady stream must not hold a batch open).
-const GATHER: Duration = Duration::from_millis(3);
+const GATHER: Duration = Duration::from_millis(1);
 /// How long the worker waits for a published event before it checks the log.
 const WAIT: Duration = Duration::from_millis(100);
 /// Bound on making the JetStream subscription: while NATS is unreachable its
@@ -195,6 +195,7 @@ impl ProjectionWorker {
                 }
                 self.applied.send_replace(position);
                 metrics::counter!("chat_projected_events_total").increment(batch.len() as u64);
+                crate::telemetry::record_lag("chat_projection_lag_seconds", batch.iter().map(|e| e.recorded_at));
             }
             if let Some(ack) = ack {
                 let _ = ack.ack().await;

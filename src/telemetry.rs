@@ -74,3 +74,13 @@ pub fn describe_limits(limits: &crate::config::Limits, realtime_queue: usize) {
         metrics::gauge!(name).set(value);
     }
 }
+
+/// Records, for each event, how long after it was recorded a stage (its
+/// publication, its projection) finished with it: where delivery lag goes.
+pub fn record_lag(histogram: &'static str, recorded: impl Iterator<Item = chrono::DateTime<chrono::Utc>>) {
+    let lag = metrics::histogram!(histogram);
+    let now = chrono::Utc::now();
+    for at in recorded {
+        lag.record((now - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
+    }
+}

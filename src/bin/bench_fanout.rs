@@ -1259,7 +1259,14 @@ async fn print_metrics(http: &reqwest::Client, base_url: &str) {
     match text {
         Ok(text) => {
             println!("server metrics:");
-            let shown = ["chat_realtime_", "chat_presence_", "chat_typing_"];
+            let shown = [
+                "chat_realtime_",
+                "chat_presence_",
+                "chat_typing_",
+                "chat_publication_lag",
+                "chat_projection_lag",
+                "chat_projection_batch",
+            ];
             for line in text.lines().filter(|line| shown.iter().any(|prefix| line.starts_with(prefix))) {
                 println!("  {line}");
             }

@@ -24,6 +24,13 @@ pub use subjects::{subject_for, HEADER_EVENT_TYPE, HEADER_POSITION, HEADER_SCHEM
 
 /// Events published per round trip of acknowledgements.
 const BATCH: u32 = 512;
+/// How often, at most, the publisher checks it still holds the lead and
+/// stores its cursor while events flow: two round trips per batch put
+/// milliseconds on every event's way to subscribers. Neither is needed per
+/// batch: the stream's expected last sequence refuses a second publisher's
+/// writes, and the stored cursor is only where a restart starts looking (it
+/// takes the stream's own last position when that is further).
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 /// Name of this publisher's row in `publication_cursor`.
 pub const CURSOR_NAME: &str = "jetstream";
 
@@ -118,24 +125,36 @@ impl Publisher {
         let in_stream = if info.state.messages > 0 { self.position_at(&stream, last_sequence).await? } else { None };
         let mut cursor = self.stored_cursor().await?.max(in_stream.unwrap_or(0));
         tracing::info!(cursor, last_sequence, "publishing");
+        let mut stored = cursor;
+        let mut checked_at = tokio::time::Instant::now();
         loop {
-            leader.check().await.map_err(|_| PublishFailure::LostLeadership)?;
+            if checked_at.elapsed() >= HOUSEKEEPING_EVERY {
+                leader.check().await.map_err(|_| PublishFailure::LostLeadership)?;
+                if cursor > stored {
+                    self.store_cursor(cursor).await?;
+                    stored = cursor;
+                }
+                checked_at = tokio::time::Instant::now();
+            }
             let events = self.reader.events_after(cursor, BATCH).await?;
             if events.is_empty() {
                 if shutdown.is_cancelled() {
+                    if cursor > stored {
+                        self.store_cursor(cursor).await?;
+                    }
                     return Ok(());
                 }
                 tokio::select! {
                     _ = self.head.changed() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
                     _ = shutdown.cancelled() => {}
                 }
                 continue;
             }
             last_sequence = self.publish_batch(&events, last_sequence).await?;
             cursor = events.last().map(|e| e.position).unwrap_or(cursor);
-            self.store_cursor(cursor).await?;
             metrics::counter!("chat_events_published_total").increment(events.len() as u64);
+            crate::telemetry::record_lag("chat_publication_lag_seconds", events.iter().map(|e| e.recorded_at));
             metrics::gauge!("chat_publication_cursor").set(cursor as f64);
         }
     }
