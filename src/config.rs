@@ -35,6 +35,10 @@ pub struct Config {
     /// with its messages); past it the least recently used are dropped.
     #[arg(long, env = "CHAT_AGGREGATE_CACHE_EVENTS", default_value_t = 2_000_000)]
     pub aggregate_cache_events: u64,
+    /// Memory for cached query answers, in MiB (0: every query reads the
+    /// database). The cache is kept exact by the event log; see ARCHITECTURE.md.
+    #[arg(long, env = "CHAT_READ_CACHE_MB", default_value_t = 64)]
+    pub read_cache_mb: usize,
     /// How long a query with `min_position` waits for the read models, in ms.
     #[arg(long, env = "CHAT_READ_WAIT_MS", default_value_t = 2_000)]
     pub read_wait_ms: u64,

@@ -21,7 +21,7 @@ use crate::health::Health;
 use crate::http::{self, CommandRateLimiter, JwtKeys, Services};
 use crate::projections::worker::{Connections, ProjectionWorker, WorkerConfig};
 use crate::publisher::{Publisher, PublisherConfig};
-use crate::queries::ProjectionProgress;
+use crate::queries::{ProjectionProgress, ReadCache};
 use crate::realtime::{Hub, HubConfig};
 
 /// Why the server could not start.
@@ -93,10 +93,19 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
 
     let (addr, http_task) = if roles.contains(&Role::Api) {
         let progress = ProjectionProgress::new(pool.clone(), applied.clone());
+        let read_cache = ReadCache::new(config.read_cache_mb.saturating_mul(1024 * 1024));
+        tokio::spawn(crate::queries::cache::follow(
+            read_cache.clone(),
+            EventReader::new(pool.clone()),
+            progress.clone(),
+            applied.clone(),
+            shutdown.clone(),
+        ));
         let hub = Hub::start(
             pool.clone(),
             progress.clone(),
             applied.clone(),
+            read_cache.clone(),
             HubConfig {
                 queue_capacity: config.ws_queue.max(1),
                 connections_per_user: config.limits.realtime_connections_per_user.max(1),
@@ -125,6 +134,7 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
             database: DatabaseWatch::start(&config.database_url, shutdown.clone())
                 .map_err(|e| StartError::Database(DbError::Connect(e)))?,
             progress,
+            read_cache,
             read_wait: Duration::from_millis(config.read_wait_ms),
             shutdown: shutdown.clone(),
             hub: Some(hub.clone()),

@@ -77,6 +77,7 @@ async fn run(args: &Args, pool: &MySqlPool, url: &str, suffix: &str) -> Result<(
         db_max_connections: 8,
         aggregate_cache: 1000,
         aggregate_cache_events: 2_000_000,
+        read_cache_mb: 64,
         read_wait_ms: 2000,
         ws_queue: 1024,
         cors_origins: Vec::new(),

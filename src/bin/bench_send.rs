@@ -185,6 +185,7 @@ fn bench_config(database_url: &str, suffix: &str) -> Result<Config> {
         db_max_connections: 16,
         aggregate_cache: 10_000,
         aggregate_cache_events: 2_000_000,
+        read_cache_mb: 64,
         read_wait_ms: 2_000,
         ws_queue: 1_024,
         cors_origins: Vec::new(),

@@ -26,6 +26,8 @@ pub struct Services {
     pub database: crate::database_watch::DatabaseWatch,
     /// How far the read models are (for `min_position`).
     pub progress: crate::queries::ProjectionProgress,
+    /// Answers of recent queries, kept exact by the event log.
+    pub read_cache: crate::queries::ReadCache,
     /// How long a query waits for `min_position`.
     pub read_wait: std::time::Duration,
     /// Cancelled at shutdown: long-lived responses (event follow) end with it.

@@ -100,6 +100,15 @@ pub async fn list(
     Ok((with_participants(pool, rows).await?, more))
 }
 
+/// Every conversation the user is a member of (archived or not).
+pub async fn membership_ids(pool: &MySqlPool, user: UserId) -> Result<Vec<ConversationId>, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT conversation_id FROM CONVERSATION_PARTICIPANTS WHERE user_id = ?")
+        .bind(user.get())
+        .fetch_all(pool)
+        .await?;
+    Ok(ids.iter().filter_map(|id| id.parse::<uuid::Uuid>().ok().map(ConversationId)).collect())
+}
+
 /// One conversation, if the caller is in it.
 pub async fn get(pool: &MySqlPool, user: UserId, id: ConversationId) -> Result<Option<ConversationItem>, sqlx::Error> {
     let sql = format!("{} WHERE cp.conversation_id = ? AND cp.user_id = ?", select_items());

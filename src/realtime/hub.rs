@@ -19,7 +19,7 @@ use super::routing::{route, Routed};
 use super::{membership, replay, Frame};
 use crate::domain::UserId;
 use crate::event_store::{EventReader, StoreError};
-use crate::queries::ProjectionProgress;
+use crate::queries::{ProjectionProgress, ReadCache};
 
 /// Events routed per round, at most: a round is never larger than a
 /// connection's queue, so a burst (the backlog after an outage, say) cannot
@@ -117,6 +117,7 @@ impl Hub {
         pool: MySqlPool,
         progress: ProjectionProgress,
         applied: watch::Receiver<u64>,
+        read_cache: ReadCache,
         config: HubConfig,
         shutdown: CancellationToken,
     ) -> Result<Self, StoreError> {
@@ -130,11 +131,19 @@ impl Hub {
             open: OpenConnections::default(),
             dispatched: Arc::new(watch::channel(start).0),
         };
+        // With a read cache, the hub pushes only what the cache has accounted
+        // for (it wakes when the cache moves): a client that fetches after a
+        // push never gets a cached answer from before it.
+        let (applied, ceiling) = match read_cache.subscribe_seen() {
+            Some(seen) => (seen, Some(read_cache)),
+            None => (applied, None),
+        };
         let dispatcher = Dispatcher {
             hub: hub.clone(),
             reader: EventReader::new(pool),
             progress,
             applied,
+            ceiling,
             members: LruCache::new(NonZeroUsize::new(config.membership_cache.max(1)).unwrap_or(NonZeroUsize::MIN)),
         };
         tokio::spawn(dispatcher.run(shutdown));
@@ -223,6 +232,8 @@ struct Dispatcher {
     progress: ProjectionProgress,
     applied: watch::Receiver<u64>,
     members: LruCache<String, HashSet<UserId>>,
+    /// The read cache, when there is one: nothing past its position is pushed.
+    ceiling: Option<ReadCache>,
 }
 
 impl Dispatcher {
@@ -265,7 +276,11 @@ impl Dispatcher {
         // stored checkpoint is read only when it has nothing newer (the
         // projector may run in another process).
         let local = *self.applied.borrow();
-        let applied = if local > from { local } else { local.max(self.progress.stored().await?) };
+        let applied = match &self.ceiling {
+            Some(cache) => cache.seen(),
+            None if local > from => local,
+            None => local.max(self.progress.stored().await?),
+        };
         if applied <= from {
             return Ok(false);
         }

@@ -1,11 +1,13 @@
 //! Queries, served from the read-model tables. Each accepts `min_position`:
 //! the answer waits (bounded) until the read models have applied it.
 
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use bytes::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -14,6 +16,7 @@ use super::super::query_params::QueryParams;
 use super::super::{paths, ApiError, AppState, Caller};
 use super::{param, PathParams};
 use crate::domain::{MessageId, PostingId, UserId};
+use crate::queries::cache::{Answer, CacheKey, Dependency, PageKey};
 use crate::queries::messages::Page;
 use crate::queries::{conversations, messages, ConversationItem, MessageItem};
 
@@ -64,6 +67,42 @@ async fn read_your_writes(state: &AppState, params: &QueryParams) -> Result<(), 
     Ok(())
 }
 
+/// What a query read from the database: its answer, and the parts of the
+/// read models the answer came from (see `queries::cache`).
+type Read = (Answer, Vec<Dependency>);
+
+/// Answers from the read cache when it holds an exact answer for `key` (and,
+/// with `min_position`, one known to include that position); otherwise waits
+/// for `min_position` as every query does, reads with `read`, and caches it.
+async fn cached<F, Fut>(state: &AppState, key: CacheKey, params: &QueryParams, read: F) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Read, ApiError>>,
+{
+    let min_position = params.integer("min_position", 0, MAX_POSITION, None)?;
+    if let Some(answer) = state.read_cache.get(&key, min_position) {
+        return respond(answer);
+    }
+    // Before the reads: what they then read reflects at least this.
+    let ticket = state.read_cache.ticket();
+    read_your_writes(state, params).await?;
+    let (answer, depends_on) = read().await?;
+    state.read_cache.insert(key, answer.clone(), ticket, depends_on);
+    respond(answer)
+}
+
+fn respond(answer: Answer) -> Result<Response, ApiError> {
+    match answer {
+        Answer::Found(body) => Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()),
+        Answer::NotFound => Err(ApiError::NotFound("conversation".into())),
+    }
+}
+
+/// The JSON body of a 200 (the bytes `axum::Json` would write).
+fn found<T: Serialize>(value: &T) -> Result<Answer, ApiError> {
+    serde_json::to_vec(value).map(|body| Answer::Found(Bytes::from(body))).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
 /// The caller's conversations, most recent activity first (`archived=true`: the archived ones).
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "queries",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1-100, default 20"),
@@ -77,10 +116,17 @@ pub async fn list_conversations(State(state): State<AppState>, caller: Caller, R
     let limit = params.integer("limit", 1, 100, Some(20))?.unwrap_or(20) as u32;
     let offset = params.integer("offset", 0, MAX_POSITION, Some(0))?.unwrap_or(0);
     let archived = params.boolean("archived", false)?;
-    read_your_writes(&state, &params).await?;
-    let (items, more) = conversations::list(&state.pool, caller.user_id, archived, limit, offset).await?;
-    let next_offset = more.then_some(offset + items.len() as u64);
-    Ok(Json(ConversationPage { items, next_offset }).into_response())
+    let user = caller.user_id;
+    let key = CacheKey::ConversationList { user, archived, limit, offset };
+    cached(&state, key, &params, || async {
+        // The page's order depends on every conversation of the caller.
+        let memberships = conversations::membership_ids(&state.pool, user).await?;
+        let (items, more) = conversations::list(&state.pool, user, archived, limit, offset).await?;
+        let next_offset = more.then_some(offset + items.len() as u64);
+        let depends_on = memberships.into_iter().map(Dependency::Conversation).chain([Dependency::Memberships(user)]).collect();
+        Ok((found(&ConversationPage { items, next_offset })?, depends_on))
+    })
+    .await
 }
 
 /// One conversation the caller is in.
@@ -98,9 +144,15 @@ pub async fn get_conversation(
     let query = QueryParams::parse(query.as_deref());
     query.integer("min_position", 0, MAX_POSITION, None)?;
     let id = paths::conversation_id(param(&params, "id"))?;
-    read_your_writes(&state, &query).await?;
-    let item = conversations::get(&state.pool, caller.user_id, id).await?.ok_or_else(|| ApiError::NotFound("conversation".into()))?;
-    Ok(Json(item).into_response())
+    let user = caller.user_id;
+    cached(&state, CacheKey::Conversation { user, id }, &query, || async {
+        let answer = match conversations::get(&state.pool, user, id).await? {
+            Some(item) => found(&item)?,
+            None => Answer::NotFound,
+        };
+        Ok((answer, vec![Dependency::Conversation(id)]))
+    })
+    .await
 }
 
 /// The caller's DIRECT conversation with a user about a posting (or none).
@@ -119,11 +171,17 @@ pub async fn find_direct(State(state): State<AppState>, caller: Caller, RawQuery
         None => None,
         Some(raw) => Some(raw.parse::<PostingId>().map_err(|_| ApiError::invalid("posting_id", "must be a UUID"))?),
     };
-    read_your_writes(&state, &params).await?;
-    let id = conversations::find_direct(&state.pool, caller.user_id, other, posting)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
-    Ok(Json(DirectFound { id }).into_response())
+    let user = caller.user_id;
+    cached(&state, CacheKey::Direct { user, other, posting }, &params, || async {
+        // Which DIRECT the two share changes only with their memberships.
+        let depends_on = vec![Dependency::Memberships(user), Dependency::Memberships(other)];
+        let answer = match conversations::find_direct(&state.pool, user, other, posting).await? {
+            Some(id) => found(&DirectFound { id })?,
+            None => Answer::NotFound,
+        };
+        Ok((answer, depends_on))
+    })
+    .await
 }
 
 /// A conversation's non-deleted messages, newest first (`before` cursor or `offset`).
@@ -154,20 +212,29 @@ pub async fn list_messages(
     }
     query.integer("min_position", 0, MAX_POSITION, None)?;
     let id = paths::conversation_id(param(&params, "id"))?;
-    read_your_writes(&state, &query).await?;
-    if !messages::is_participant(&state.pool, caller.user_id, id).await? {
-        return Err(ApiError::NotFound("conversation".into()));
-    }
-    let page = match before {
-        Some(message) => {
-            let seq = messages::seq_of(&state.pool, id, message)
-                .await?
-                .ok_or_else(|| ApiError::invalid("before", "must be a message of this conversation"))?;
-            Page::BeforeSeq(seq)
-        }
-        None => Page::Offset(offset.unwrap_or(0)),
+    let user = caller.user_id;
+    let page_key = match before {
+        Some(message) => PageKey::Before(message),
+        None => PageKey::Offset(offset.unwrap_or(0)),
     };
-    let (items, more) = messages::page(&state.pool, id, limit, page).await?;
-    let next_before = if more { items.last().map(|m| m.id.clone()) } else { None };
-    Ok(Json(MessagePage { items, next_before }).into_response())
+    let key = CacheKey::MessagePage { user, conversation: id, limit, page: page_key };
+    cached(&state, key, &query, || async {
+        let depends_on = vec![Dependency::Conversation(id)];
+        if !messages::is_participant(&state.pool, user, id).await? {
+            return Ok((Answer::NotFound, depends_on));
+        }
+        let page = match page_key {
+            PageKey::Before(message) => {
+                let seq = messages::seq_of(&state.pool, id, message)
+                    .await?
+                    .ok_or_else(|| ApiError::invalid("before", "must be a message of this conversation"))?;
+                Page::BeforeSeq(seq)
+            }
+            PageKey::Offset(offset) => Page::Offset(offset),
+        };
+        let (items, more) = messages::page(&state.pool, id, limit, page).await?;
+        let next_before = if more { items.last().map(|m| m.id.clone()) } else { None };
+        Ok((found(&MessagePage { items, next_before })?, depends_on))
+    })
+    .await
 }
