@@ -90,6 +90,19 @@ pub async fn spawn_app_sharing_with_roles(other: &TestApp, roles: &[Role]) -> Te
     app
 }
 
+/// Starts an API-only process on the same database, NATS and stream as
+/// `other`, with its read cache `read_cache_mb` large (0: none); its queries
+/// follow a projector in another process. It does not clean up: `other` does.
+pub async fn spawn_api_sharing(other: &TestApp, read_cache_mb: usize) -> TestApp {
+    let (database, stream, prefix) = (other.database.clone(), other.stream.clone(), other.subject_prefix.clone());
+    let mut app = start_configured(&other.mysql_url, database, &other.nats_url, stream, prefix, &[Role::Api], |config| {
+        config.read_cache_mb = read_cache_mb
+    })
+    .await;
+    app.owns_resources = false;
+    app
+}
+
 /// Starts the app with the given abuse limits (other tests run without rate limits).
 pub async fn spawn_app_with_limits(limits: Limits) -> TestApp {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
