@@ -195,7 +195,7 @@ impl ProjectionWorker {
                 }
                 self.applied.send_replace(position);
                 metrics::counter!("chat_projected_events_total").increment(batch.len() as u64);
-                crate::telemetry::record_lag("chat_projection_lag_seconds", batch.iter().map(|e| e.recorded_at));
+                crate::telemetry::record_delay("chat_projection_delay_seconds", batch.iter().map(|e| e.recorded_at));
             }
             if let Some(ack) = ack {
                 let _ = ack.ack().await;

@@ -77,7 +77,7 @@ pub fn describe_limits(limits: &crate::config::Limits, realtime_queue: usize) {
 
 /// Records, for each event, how long after it was recorded a stage (its
 /// publication, its projection) finished with it: where delivery lag goes.
-pub fn record_lag(histogram: &'static str, recorded: impl Iterator<Item = chrono::DateTime<chrono::Utc>>) {
+pub fn record_delay(histogram: &'static str, recorded: impl Iterator<Item = chrono::DateTime<chrono::Utc>>) {
     let lag = metrics::histogram!(histogram);
     let now = chrono::Utc::now();
     for at in recorded {

@@ -1263,8 +1263,8 @@ async fn print_metrics(http: &reqwest::Client, base_url: &str) {
                 "chat_realtime_",
                 "chat_presence_",
                 "chat_typing_",
-                "chat_publication_lag",
-                "chat_projection_lag",
+                "chat_publication_delay",
+                "chat_projection_delay",
                 "chat_projection_batch",
             ];
             for line in text.lines().filter(|line| shown.iter().any(|prefix| line.starts_with(prefix))) {

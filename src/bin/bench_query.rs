@@ -248,10 +248,8 @@ async fn set_up(http: &reqwest::Client, base: &str, keys: &JwtKeys, tokens: &[St
     let direct_count = (args.conversations / 10).min(args.users / 2);
     let directs: Vec<(usize, usize)> = (1..=direct_count).map(|u| (u, u + args.users / 2)).collect();
     // Members of each conversation (the creator first).
-    let mut plans: Vec<(Value, Vec<usize>)> = directs
-        .iter()
-        .map(|&(a, b)| (json!({"type": "DIRECT", "posting_id": posting, "participant_ids": [b]}), vec![a, b]))
-        .collect();
+    let mut plans: Vec<(Value, Vec<usize>)> =
+        directs.iter().map(|&(a, b)| (json!({"type": "DIRECT", "posting_id": posting, "participant_ids": [b]}), vec![a, b])).collect();
     for i in 0..args.conversations - direct_count {
         let owner = i % args.users + 1;
         let mut members: Vec<usize> = vec![owner];
@@ -285,14 +283,17 @@ async fn set_up(http: &reqwest::Client, base: &str, keys: &JwtKeys, tokens: &[St
         }
     }
     let sends = created.iter().flat_map(|(id, members)| (0..args.messages).map(move |n| (id, members[n % members.len()], n)));
-    let positions: Vec<u64> = futures::stream::iter(sends)
-        .map(|(id, sender, n)| {
-            let url = format!("{base}/api/v1/conversations/{id}/messages");
-            async move { command(http, Method::POST, url, &tokens[sender - 1], json!({"content": format!("message {n}")})).await.map(|p| p.0) }
-        })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let positions: Vec<u64> =
+        futures::stream::iter(sends)
+            .map(|(id, sender, n)| {
+                let url = format!("{base}/api/v1/conversations/{id}/messages");
+                async move {
+                    command(http, Method::POST, url, &tokens[sender - 1], json!({"content": format!("message {n}")})).await.map(|p| p.0)
+                }
+            })
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await?;
     let last_position = positions.into_iter().max().unwrap_or(0);
     Ok(History { conversations, directs, posting, last_position })
 }

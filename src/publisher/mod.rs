@@ -154,7 +154,7 @@ impl Publisher {
             last_sequence = self.publish_batch(&events, last_sequence).await?;
             cursor = events.last().map(|e| e.position).unwrap_or(cursor);
             metrics::counter!("chat_events_published_total").increment(events.len() as u64);
-            crate::telemetry::record_lag("chat_publication_lag_seconds", events.iter().map(|e| e.recorded_at));
+            crate::telemetry::record_delay("chat_publication_delay_seconds", events.iter().map(|e| e.recorded_at));
             metrics::gauge!("chat_publication_cursor").set(cursor as f64);
         }
     }
