@@ -25,6 +25,10 @@ pub struct Config {
     /// Subject prefix of published events.
     #[arg(long, env = "CHAT_NATS_SUBJECT_PREFIX", default_value = "chat.events")]
     pub nats_subject_prefix: String,
+    /// Copies of the JetStream stream (when this process creates it): 3 on a
+    /// cluster of three NATS nodes, so that losing one loses no event.
+    #[arg(long, env = "CHAT_NATS_REPLICAS", default_value_t = 1)]
+    pub nats_replicas: usize,
     /// Size of the database connection pool.
     #[arg(long, env = "CHAT_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,

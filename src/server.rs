@@ -74,7 +74,11 @@ pub async fn start(config: Config, roles: &[Role]) -> Result<RunningServer, Star
     let shutdown = CancellationToken::new();
     let publisher_stop = CancellationToken::new();
     let publisher_task = roles.contains(&Role::Publisher).then(|| {
-        let config = PublisherConfig { stream: config.nats_stream.clone(), subject_prefix: config.nats_subject_prefix.clone() };
+        let config = PublisherConfig {
+            stream: config.nats_stream.clone(),
+            subject_prefix: config.nats_subject_prefix.clone(),
+            replicas: config.nats_replicas,
+        };
         let publisher = Publisher::new(pool.clone(), nats.clone(), config, appender.head());
         tokio::spawn(publisher.run(publisher_stop.clone()))
     });

@@ -74,6 +74,7 @@ async fn run(args: &Args, pool: &MySqlPool, url: &str, suffix: &str) -> Result<(
         listen: "127.0.0.1:0".parse()?,
         nats_stream: format!("BENCHEXPORT_{suffix}"),
         nats_subject_prefix: format!("benchexport_{suffix}.events"),
+        nats_replicas: 1,
         db_max_connections: 8,
         aggregate_cache: 1000,
         aggregate_cache_events: 2_000_000,

@@ -133,6 +133,7 @@ fn config(database_url: &str, suffix: &str, read_cache_mb: usize) -> Result<Conf
         listen: "127.0.0.1:0".parse().context("parsing the listen address")?,
         nats_stream: format!("BENCH_QUERY_{suffix}"),
         nats_subject_prefix: format!("bench_query_{suffix}.events"),
+        nats_replicas: 1,
         db_max_connections: 16,
         aggregate_cache: 10_000,
         aggregate_cache_events: 2_000_000,

@@ -1184,6 +1184,7 @@ fn projector_config(database_url: &str, suffix: &str) -> Result<Config> {
         listen: "127.0.0.1:0".parse().context("parsing the listen address")?,
         nats_stream: format!("BENCHREAD_{suffix}"),
         nats_subject_prefix: format!("benchread_{suffix}.events"),
+        nats_replicas: 1,
         db_max_connections: 16,
         aggregate_cache: 10_000,
         aggregate_cache_events: 2_000_000,

@@ -182,6 +182,7 @@ fn bench_config(database_url: &str, suffix: &str) -> Result<Config> {
         listen: "127.0.0.1:0".parse().context("parsing the listen address")?,
         nats_stream: format!("BENCH_{suffix}"),
         nats_subject_prefix: format!("bench_{suffix}.events"),
+        nats_replicas: 1,
         db_max_connections: 16,
         aggregate_cache: 10_000,
         aggregate_cache_events: 2_000_000,

@@ -41,6 +41,8 @@ pub struct PublisherConfig {
     pub stream: String,
     /// Subject prefix (`chat.events`); subjects are `<prefix>.<stream type>.<stream id>.<event type>`.
     pub subject_prefix: String,
+    /// Copies of the stream a NATS cluster keeps (1 on a single server, 3 on a cluster of three).
+    pub replicas: usize,
 }
 
 /// Why a publishing round stopped; the publisher resynchronises and retries.
@@ -194,6 +196,7 @@ impl Publisher {
                 storage: stream::StorageType::File,
                 retention: stream::RetentionPolicy::Limits,
                 duplicate_window: Duration::from_secs(120),
+                num_replicas: self.config.replicas.max(1),
                 ..Default::default()
             })
             .await

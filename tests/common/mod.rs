@@ -5,7 +5,9 @@
 #![allow(dead_code)]
 
 pub mod js_client;
+pub mod load;
 pub mod mariadb_process;
+pub mod nats_cluster;
 pub mod nats_process;
 pub mod server_process;
 pub mod ws;
@@ -149,6 +151,7 @@ async fn start_configured(
         listen: "127.0.0.1:0".parse().expect("address"),
         nats_stream: stream.clone(),
         nats_subject_prefix: subject_prefix.clone(),
+        nats_replicas: 1,
         db_max_connections: 8,
         aggregate_cache: 1000,
         aggregate_cache_events: 2_000_000,
@@ -340,7 +343,7 @@ impl Drop for TestApp {
                 if let Ok(pool) = chat::db::connect(&mysql_url, 2).await {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await;
                 }
-                let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1)).connect(nats_url.as_str());
+                let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1)).connect(nats_url.split(',').collect::<Vec<_>>());
                 if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
                     let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
                 }
@@ -367,7 +370,7 @@ impl TestApp {
     pub async fn consume_all(&self, quiet: Duration) -> Vec<Published> {
         use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
         use futures::StreamExt;
-        let client = async_nats::connect(self.nats_url.as_str()).await.expect("nats");
+        let client = async_nats::connect(self.nats_url.split(',').collect::<Vec<_>>()).await.expect("nats");
         let js = async_nats::jetstream::new(client);
         let stream = js.get_stream(&self.stream).await.expect("stream exists");
         let consumer = stream

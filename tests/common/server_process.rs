@@ -45,6 +45,8 @@ impl TestApp {
 /// the handle's `base`. Dropping it kills the process.
 pub struct ServerProcess {
     env: Vec<(&'static str, String)>,
+    /// `--role` arguments (none: every role).
+    roles: Vec<&'static str>,
     log: tempfile::NamedTempFile,
     child: Option<Child>,
     /// How many times the process was started.
@@ -54,10 +56,31 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server and waits until it is ready.
     pub async fn start(app: &TestApp) -> Self {
-        let listen = app.base.strip_prefix("http://").expect("http base").to_owned();
-        let env = vec![
+        let mut process = Self::configured(app, &app.base, &[], &app.nats_url, &[]);
+        process.restart(&app.base).await;
+        process
+    }
+
+    /// Starts `chat serve` with only `roles` (none: all), listening on `base`
+    /// (unused without the API role), connected to `nats_url`, with `env` on
+    /// top of the usual; waits until `/readyz` answers if it runs the API.
+    pub async fn start_with(
+        app: &TestApp,
+        base: &str,
+        roles: &[&'static str],
+        nats_url: &str,
+        env: &[(&'static str, String)],
+    ) -> Self {
+        let mut process = Self::configured(app, base, roles, nats_url, env);
+        process.restart(base).await;
+        process
+    }
+
+    fn configured(app: &TestApp, base: &str, roles: &[&'static str], nats_url: &str, extra: &[(&'static str, String)]) -> Self {
+        let listen = base.strip_prefix("http://").expect("http base").to_owned();
+        let mut env = vec![
             ("DATABASE_URL", app.database_url.clone()),
-            ("NATS_URL", app.nats_url.clone()),
+            ("NATS_URL", nats_url.to_owned()),
             ("CHAT_JWT_SECRET", SECRET.to_owned()),
             ("CHAT_LISTEN", listen),
             ("CHAT_NATS_STREAM", app.stream.clone()),
@@ -69,10 +92,9 @@ impl ServerProcess {
             ("RUST_LOG", std::env::var("CHAT_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned())),
             ("NO_COLOR", "1".to_owned()),
         ];
+        env.extend(extra.iter().cloned());
         let log = tempfile::NamedTempFile::new().expect("server log file");
-        let mut process = Self { env, log, child: None, starts: 0 };
-        process.restart(&app.base).await;
-        process
+        Self { env, roles: roles.to_vec(), log, child: None, starts: 0 }
     }
 
     /// Starts the process again (it must not be running) and waits until `/readyz` answers 200.
@@ -81,6 +103,7 @@ impl ServerProcess {
         let log = self.log.as_file().try_clone().expect("log handle");
         let child = Command::new(env!("CARGO_BIN_EXE_chat"))
             .arg("serve")
+            .args(self.roles.iter().flat_map(|role| ["--role", role]))
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
@@ -89,6 +112,11 @@ impl ServerProcess {
             .expect("chat serve starts");
         self.child = Some(child);
         self.starts += 1;
+        if !self.roles.is_empty() && !self.roles.contains(&"api") {
+            // No HTTP to ask: the process is up once it has connected.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return;
+        }
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
         let started = Instant::now();
         loop {
