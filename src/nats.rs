@@ -8,11 +8,7 @@ use std::time::Duration;
 /// at start is retried rather than failing the process (the event log is the
 /// source of truth, so publication and projection catch up once NATS is there).
 pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(2))
-        .connect(servers(url))
-        .await
+    async_nats::ConnectOptions::new().retry_on_initial_connect().connection_timeout(Duration::from_secs(2)).connect(servers(url)).await
 }
 
 /// The servers of a comma-separated NATS URL list.

@@ -31,6 +31,10 @@ const BATCH: u32 = 512;
 /// writes, and the stored cursor is only where a restart starts looking (it
 /// takes the stream's own last position when that is further).
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// Bound on the stream's lookup and info requests (retried after a pause).
+const STREAM_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// A publishing attempt that lasted this long was working: the retry pause starts small again.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
 /// Name of this publisher's row in `publication_cursor`.
 pub const CURSOR_NAME: &str = "jetstream";
 
@@ -107,9 +111,14 @@ impl Publisher {
                     continue;
                 }
             };
+            let attempt_started = tokio::time::Instant::now();
             match self.publish_while_leader(leader, &shutdown).await {
                 Ok(()) => return,
                 Err(error) => {
+                    if attempt_started.elapsed() > BACKOFF_RESET_AFTER {
+                        // It had been publishing: this is a new failure, not the same one again.
+                        backoff = Duration::from_millis(100);
+                    }
                     tracing::warn!(%error, "publication interrupted; resynchronising");
                     metrics::counter!("chat_publication_interruptions_total").increment(1);
                     pause(&mut backoff, &shutdown).await;
@@ -122,7 +131,10 @@ impl Publisher {
     /// once everything committed is published.
     async fn publish_while_leader(&mut self, mut leader: leader::Leader, shutdown: &CancellationToken) -> Result<(), PublishFailure> {
         let mut stream = self.ensure_stream().await?;
-        let info = stream.info().await.map_err(|e| PublishFailure::JetStream(e.to_string()))?;
+        let info = tokio::time::timeout(STREAM_REQUEST_TIMEOUT, stream.info())
+            .await
+            .map_err(|_| PublishFailure::JetStream("stream info timed out".into()))?
+            .map_err(|e| PublishFailure::JetStream(e.to_string()))?;
         let mut last_sequence = info.state.last_sequence;
         let in_stream = if info.state.messages > 0 { self.position_at(&stream, last_sequence).await? } else { None };
         let mut cursor = self.stored_cursor().await?.max(in_stream.unwrap_or(0));
@@ -189,17 +201,20 @@ impl Publisher {
     }
 
     async fn ensure_stream(&self) -> Result<stream::Stream, PublishFailure> {
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: self.config.stream.clone(),
-                subjects: vec![format!("{}.>", self.config.subject_prefix)],
-                storage: stream::StorageType::File,
-                retention: stream::RetentionPolicy::Limits,
-                duplicate_window: Duration::from_secs(120),
-                num_replicas: self.config.replicas.max(1),
-                ..Default::default()
-            })
+        let request = self.js.get_or_create_stream(stream::Config {
+            name: self.config.stream.clone(),
+            subjects: vec![format!("{}.>", self.config.subject_prefix)],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: Duration::from_secs(120),
+            num_replicas: self.config.replicas.max(1),
+            ..Default::default()
+        });
+        // A request sent while a cluster elects the stream's leader may never be
+        // answered; waiting the client's 10 s for it held publication that long.
+        tokio::time::timeout(STREAM_REQUEST_TIMEOUT, request)
             .await
+            .map_err(|_| PublishFailure::JetStream("stream lookup timed out".into()))?
             .map_err(|e| PublishFailure::JetStream(e.to_string()))
     }
 

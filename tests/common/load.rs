@@ -233,4 +233,3 @@ pub fn received(frames: &[Value]) -> Vec<(u64, String, Option<String>)> {
         })
         .collect()
 }
-

@@ -343,7 +343,9 @@ impl Drop for TestApp {
                 if let Ok(pool) = chat::db::connect(&mysql_url, 2).await {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await;
                 }
-                let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(1)).connect(nats_url.split(',').collect::<Vec<_>>());
+                let connect = async_nats::ConnectOptions::new()
+                    .connection_timeout(Duration::from_secs(1))
+                    .connect(nats_url.split(',').collect::<Vec<_>>());
                 if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
                     let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
                 }
@@ -362,6 +364,8 @@ pub struct Published {
     pub event_type: String,
     pub schema_version: String,
     pub payload: Value,
+    /// When JetStream stored it.
+    pub stored_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl TestApp {
@@ -372,12 +376,22 @@ impl TestApp {
         use futures::StreamExt;
         let client = async_nats::connect(self.nats_url.split(',').collect::<Vec<_>>()).await.expect("nats");
         let js = async_nats::jetstream::new(client);
-        let stream = js.get_stream(&self.stream).await.expect("stream exists");
-        let consumer = stream
-            .create_consumer(pull::Config { deliver_policy: DeliverPolicy::All, ack_policy: AckPolicy::Explicit, ..Default::default() })
-            .await
-            .expect("consumer");
-        let mut messages = consumer.messages().await.expect("messages");
+        // A cluster that just lost a node may time out a request while it elects leaders: retry.
+        let mut attempts = 0;
+        let mut messages = loop {
+            attempts += 1;
+            let made = async {
+                let stream = js.get_stream(&self.stream).await.map_err(|e| e.to_string())?;
+                let config = pull::Config { deliver_policy: DeliverPolicy::All, ack_policy: AckPolicy::None, ..Default::default() };
+                let consumer = stream.create_consumer(config).await.map_err(|e| e.to_string())?;
+                consumer.messages().await.map_err(|e| e.to_string())
+            };
+            match made.await {
+                Ok(messages) => break messages,
+                Err(error) if attempts >= 20 => panic!("no consumer on the stream after {attempts} attempts: {error}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        };
         let mut out = Vec::new();
         while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, messages.next()).await {
             let headers = message.headers.clone().unwrap_or_default();
@@ -389,8 +403,11 @@ impl TestApp {
                 event_type: header("Chat-Event-Type"),
                 schema_version: header("Chat-Schema-Version"),
                 payload: serde_json::from_slice(&message.payload).unwrap_or(Value::Null),
+                stored_at: message
+                    .info()
+                    .ok()
+                    .and_then(|info| chrono::DateTime::from_timestamp_nanos(info.published.unix_timestamp_nanos() as i64).into()),
             });
-            message.ack().await.expect("ack");
         }
         out
     }

@@ -55,8 +55,13 @@ impl NatsCluster {
     }
 
     fn start_node(&mut self, n: usize) {
-        let routes: Vec<String> =
-            self.nodes.iter().enumerate().filter(|(i, _)| *i != n).map(|(_, node)| format!("nats://127.0.0.1:{}", node.cluster_port)).collect();
+        let routes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != n)
+            .map(|(_, node)| format!("nats://127.0.0.1:{}", node.cluster_port))
+            .collect();
         let node = &mut self.nodes[n];
         let binary = if std::path::Path::new("/usr/sbin/nats-server").exists() { "/usr/sbin/nats-server" } else { "nats-server" };
         let log = node.log.as_file().try_clone().expect("log handle");

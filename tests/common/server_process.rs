@@ -64,13 +64,7 @@ impl ServerProcess {
     /// Starts `chat serve` with only `roles` (none: all), listening on `base`
     /// (unused without the API role), connected to `nats_url`, with `env` on
     /// top of the usual; waits until `/readyz` answers if it runs the API.
-    pub async fn start_with(
-        app: &TestApp,
-        base: &str,
-        roles: &[&'static str],
-        nats_url: &str,
-        env: &[(&'static str, String)],
-    ) -> Self {
+    pub async fn start_with(app: &TestApp, base: &str, roles: &[&'static str], nats_url: &str, env: &[(&'static str, String)]) -> Self {
         let mut process = Self::configured(app, base, roles, nats_url, env);
         process.restart(base).await;
         process
