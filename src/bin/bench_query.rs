@@ -23,6 +23,7 @@
 #[path = "shared/original_queries.rs"]
 mod original_queries;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,11 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::{MySql, MySqlPool};
 
 use chat::config::{Config, Role};
+
+/// The server runs in this process: it allocates as the `chat` binary does
+/// (mimalloc, see `src/main.rs`), or the figures would measure glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use chat::domain::UserId;
 use chat::http::{JwtKeys, SCOPE_ADMIN};
 use chat::server::RunningServer;
@@ -69,6 +75,11 @@ struct Args {
     /// Messages sent in each conversation.
     #[arg(long, default_value_t = 100)]
     messages: usize,
+    /// Sends per second during the HTTP rounds (0: reads only), each to a
+    /// random conversation of a random user: how the cache holds up while
+    /// writes make its answers stale.
+    #[arg(long, default_value_t = 0)]
+    sends_per_second: u64,
 }
 
 fn main() -> Result<()> {
@@ -175,10 +186,16 @@ async fn bench(args: &Args, database_url: &str, cached: &RunningServer, uncached
     let history = Arc::new(history);
     let tokens = Arc::new(tokens);
     let pool = chat::db::connect(database_url, args.clients as u32).await.context("connecting the CRUD clients")?;
+    let writes = if args.sends_per_second > 0 { format!(", {} sends/s meanwhile", args.sends_per_second) } else { String::new() };
+    let writer = Writer::start(args.sends_per_second, &http, &base_url(cached)?, &history, &tokens);
     let uncached_round = http_round(args, &http, &base_url(uncached)?, &history, &tokens).await?;
-    uncached_round.print("uncached (every query reads MariaDB)");
+    uncached_round.print(&format!("uncached (every query reads MariaDB{writes})"));
     let cached_round = http_round(args, &http, &base_url(cached)?, &history, &tokens).await?;
-    cached_round.print("cached (read cache on, the default)");
+    cached_round.print(&format!("cached (read cache on, the default{writes})"));
+    if let Some(writer) = writer {
+        let (sent, failed) = writer.stop().await;
+        println!("writes during the HTTP rounds: {sent} sends, {failed} failed");
+    }
     let crud_round = crud_round(args, &pool, &history).await?;
     crud_round.print("crud (schema.md's queries straight to MariaDB, no HTTP)");
     pool.close().await;
@@ -297,6 +314,48 @@ async fn set_up(http: &reqwest::Client, base: &str, keys: &JwtKeys, tokens: &[St
             .await?;
     let last_position = positions.into_iter().max().unwrap_or(0);
     Ok(History { conversations, directs, posting, last_position })
+}
+
+/// Sends at a steady rate in the background.
+struct Writer {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<(u64, u64)>,
+}
+
+impl Writer {
+    fn start(rate: u64, http: &reqwest::Client, base: &str, history: &Arc<History>, tokens: &Arc<Vec<String>>) -> Option<Writer> {
+        if rate == 0 {
+            return None;
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (http, base, history, tokens, until) = (http.clone(), base.to_owned(), history.clone(), tokens.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+            let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            let mut picker = Picker(0x5eed);
+            while !until.is_cancelled() {
+                ticker.tick().await;
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+                let (_, user, conversation) = pick(&history, &mut picker, 1);
+                let url = format!("{base}/api/v1/conversations/{conversation}/messages");
+                let (http, token, sent, failed) = (http.clone(), tokens[user - 1].clone(), sent.clone(), failed.clone());
+                tokio::spawn(async move {
+                    let done = request(&http, Method::POST, &url, &token, Some(&json!({"content": "meanwhile"}))).await;
+                    let counter = if matches!(done, Ok((status, _)) if status.is_success()) { &sent } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
+            (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))
+        });
+        Some(Writer { stop, task })
+    }
+
+    async fn stop(self) -> (u64, u64) {
+        self.stop.cancel();
+        self.task.await.unwrap_or((0, 0))
+    }
 }
 
 /// The figures of one round.

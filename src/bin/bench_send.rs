@@ -38,7 +38,15 @@ use sqlx::{MySql, MySqlPool};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::MissedTickBehavior;
 
+#[path = "shared/cpu.rs"]
+mod cpu;
+
 use chat::config::{Config, Role};
+
+/// The server runs in this process: it allocates as the `chat` binary does
+/// (mimalloc, see `src/main.rs`), or the figures would measure glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use chat::domain::UserId;
 use chat::http::{JwtKeys, SCOPE_ADMIN};
 use chat::server::RunningServer;
@@ -493,6 +501,23 @@ struct PeakResult {
     warm_up: Stats,
     measured: Stats,
     samples: ErrorSamples,
+    /// CPU seconds over the measured window: this process (the server and
+    /// its clients), and MariaDB (if found).
+    cpu: (Option<f64>, Option<f64>),
+}
+
+/// The pid of the local MariaDB (or MySQL) server, if one runs.
+fn database_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        matches!(comm.trim(), "mariadbd" | "mysqld").then_some(pid)
+    })
+}
+
+/// CPU ticks of this process and of the database server.
+fn cpu_now(database: Option<u32>) -> (Option<u64>, Option<u64>) {
+    (cpu::cpu_ticks("/proc/self/stat"), database.and_then(|pid| cpu::cpu_ticks(&format!("/proc/{pid}/stat"))))
 }
 
 /// Every member sends back-to-back for the warm-up, then for `seconds` measured.
@@ -507,6 +532,13 @@ async fn run_peak(http: &reqwest::Client, members: &[Member], seconds: u64) -> R
             tokio::spawn(client.run(measure_from, until))
         })
         .collect();
+    let database = database_pid();
+    tokio::time::sleep_until(measure_from.into()).await;
+    let before = cpu_now(database);
+    tokio::time::sleep_until(until.into()).await;
+    let after = cpu_now(database);
+    let seconds = |a: Option<u64>, b: Option<u64>| Some((b? - a?) as f64 / cpu::ticks_per_second());
+    let cpu = (seconds(before.0, after.0), seconds(before.1, after.1));
     let mut warm_up = Stats::new()?;
     let mut measured = Stats::new()?;
     for task in tasks {
@@ -514,7 +546,7 @@ async fn run_peak(http: &reqwest::Client, members: &[Member], seconds: u64) -> R
         warm_up.merge(&task_warm_up)?;
         measured.merge(&task_measured)?;
     }
-    Ok(PeakResult { warm_up, measured, samples })
+    Ok(PeakResult { warm_up, measured, samples, cpu })
 }
 
 struct ClosedLoopClient {
@@ -547,6 +579,15 @@ fn print_peak(peak: &PeakResult, seconds: u64) {
         "peak: {rate:.0} sends/s over {seconds} s, {}, errors {}",
         percentiles(&peak.measured.latency, P50_P90_P99, true),
         peak.measured.errors
+    );
+    let per_thousand = |cpu: Option<f64>| match cpu {
+        Some(seconds) if peak.measured.sent > 0 => format!("{:.3} s", seconds * 1000.0 / peak.measured.sent as f64),
+        _ => "unknown".to_owned(),
+    };
+    println!(
+        "  CPU per 1,000 sends: this process (server and clients) {}, MariaDB {}",
+        per_thousand(peak.cpu.0),
+        per_thousand(peak.cpu.1)
     );
     if peak.warm_up.errors > 0 {
         println!("  warm-up errors: {}", peak.warm_up.errors);
