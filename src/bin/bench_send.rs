@@ -584,11 +584,7 @@ fn print_peak(peak: &PeakResult, seconds: u64) {
         Some(seconds) if peak.measured.sent > 0 => format!("{:.3} s", seconds * 1000.0 / peak.measured.sent as f64),
         _ => "unknown".to_owned(),
     };
-    println!(
-        "  CPU per 1,000 sends: this process (server and clients) {}, MariaDB {}",
-        per_thousand(peak.cpu.0),
-        per_thousand(peak.cpu.1)
-    );
+    println!("  CPU per 1,000 sends: this process (server and clients) {}, MariaDB {}", per_thousand(peak.cpu.0), per_thousand(peak.cpu.1));
     if peak.warm_up.errors > 0 {
         println!("  warm-up errors: {}", peak.warm_up.errors);
     }

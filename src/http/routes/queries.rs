@@ -217,12 +217,15 @@ pub async fn list_messages(
         Some(message) => PageKey::Before(message),
         None => PageKey::Offset(offset.unwrap_or(0)),
     };
-    let key = CacheKey::MessagePage { user, conversation: id, limit, page: page_key };
+    // Who may read is cached apart from the page, which every member shares.
+    let membership = CacheKey::Membership { user, conversation: id };
+    cached(&state, membership, &query, || async {
+        let answer = if messages::is_participant(&state.pool, user, id).await? { Answer::Found(Bytes::new()) } else { Answer::NotFound };
+        Ok((answer, vec![Dependency::Members(id)]))
+    })
+    .await?;
+    let key = CacheKey::MessagePage { conversation: id, limit, page: page_key };
     cached(&state, key, &query, || async {
-        let depends_on = vec![Dependency::Conversation(id)];
-        if !messages::is_participant(&state.pool, user, id).await? {
-            return Ok((Answer::NotFound, depends_on));
-        }
         let page = match page_key {
             PageKey::Before(message) => {
                 let seq = messages::seq_of(&state.pool, id, message)
@@ -234,7 +237,7 @@ pub async fn list_messages(
         };
         let (items, more) = messages::page(&state.pool, id, limit, page).await?;
         let next_before = if more { items.last().map(|m| m.id.clone()) } else { None };
-        Ok((found(&MessagePage { items, next_before })?, depends_on))
+        Ok((found(&MessagePage { items, next_before })?, vec![Dependency::Conversation(id)]))
     })
     .await
 }

@@ -10,8 +10,10 @@ pub enum CacheKey {
     Conversation { user: UserId, id: ConversationId },
     /// `GET /conversations`.
     ConversationList { user: UserId, archived: bool, limit: u32, offset: u64 },
-    /// `GET /conversations/{id}/messages` (keyed by caller: only members get the page).
-    MessagePage { user: UserId, conversation: ConversationId, limit: u32, page: PageKey },
+    /// `GET /conversations/{id}/messages`: the same page for every member.
+    MessagePage { conversation: ConversationId, limit: u32, page: PageKey },
+    /// Whether a user is a member of a conversation (who may read its messages).
+    Membership { user: UserId, conversation: ConversationId },
     /// `GET /conversations/direct`.
     Direct { user: UserId, other: UserId, posting: Option<PostingId> },
 }
@@ -32,4 +34,6 @@ pub enum Dependency {
     Conversation(ConversationId),
     /// Which conversations a user is a member of.
     Memberships(UserId),
+    /// Who the members of one conversation are.
+    Members(ConversationId),
 }

@@ -160,17 +160,27 @@ fn membership_events_touch_the_memberships_of_their_users() {
     };
     assert_eq!(
         touched(&stored(created, 1)),
-        Touched::Parts(vec![Dependency::Conversation(conversation(1)), Dependency::Memberships(user(1)), Dependency::Memberships(user(2))])
+        Touched::Parts(vec![
+            Dependency::Conversation(conversation(1)),
+            Dependency::Members(conversation(1)),
+            Dependency::Memberships(user(1)),
+            Dependency::Memberships(user(2))
+        ])
     );
     let removed = ConversationEvent::ParticipantRemoved { conversation_id: conversation(1), user_id: user(3), removed_by: user(1) };
     assert_eq!(
         touched(&stored(removed, 2)),
-        Touched::Parts(vec![Dependency::Conversation(conversation(1)), Dependency::Memberships(user(3))])
+        Touched::Parts(vec![
+            Dependency::Conversation(conversation(1)),
+            Dependency::Members(conversation(1)),
+            Dependency::Memberships(user(3))
+        ])
     );
 }
 
 #[test]
 fn profiles_touch_everything_and_postings_nothing() {
+    // Messages and the like change the conversation, not who is in it.
     let mut event = stored(ConversationEvent::ConversationArchived { conversation_id: conversation(1), archived_by: user(1) }, 3);
     assert_eq!(touched(&event), Touched::Parts(vec![Dependency::Conversation(conversation(1))]));
     event.stream_type = "user".into();

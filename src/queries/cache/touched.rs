@@ -34,6 +34,7 @@ fn conversation_touched(event: &StoredEvent) -> Touched {
     let mut parts = vec![Dependency::Conversation(conversation)];
     // Only these change who is a member; the others need no decoding.
     if matches!(event.event_type.as_str(), "ConversationCreated" | "ParticipantAdded" | "ParticipantRemoved") {
+        parts.push(Dependency::Members(conversation));
         match event.decode::<ConversationEvent>() {
             Ok(ConversationEvent::ConversationCreated { participants, .. }) => {
                 parts.extend(participants.iter().map(|p| Dependency::Memberships(p.user_id)));
