@@ -15,15 +15,14 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::load::{expected_frames, follow, read_log, received, send_until_answered, Acked, LoggedEvent, Outcome, Rng};
+use common::load::{check_followers, expected_frames, follow, outcomes, read_log, received, Acked, LoggedEvent, Rng, SendLoad};
 use common::server_process::ServerProcess;
 use common::ws::Subscriber;
 use common::TestApp;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Users 1..=USERS; GROUPS conversations of GROUP_SIZE consecutive users (wrapping), each user in two.
@@ -81,41 +80,18 @@ async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_command() {
         .collect();
 
     // The load: RATE sends per second, each by a random member of a random group, each with its own key.
-    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).pool_max_idle_per_host(MAX_IN_FLIGHT).build().unwrap();
-    let tokens: HashMap<i64, String> = (1..=USERS).map(|u| (u, app.token(u))).collect();
     let give_up = Arc::new(Mutex::new(None));
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let generator = {
-        let (groups, bases, give_up, in_flight) = (groups.clone(), Arc::new(vec![app.base.clone()]), give_up.clone(), in_flight.clone());
-        let mut rng = Rng::seeded();
-        tokio::spawn(async move {
-            let mut tasks = Vec::new();
-            let load_started = Instant::now();
-            let mut ticker = tokio::time::interval(Duration::from_millis(20));
-            let per_tick = RATE / 50;
-            while load_started.elapsed() < LOAD {
-                ticker.tick().await;
-                for _ in 0..per_tick {
-                    let permit = in_flight.clone().acquire_owned().await.unwrap();
-                    let (conversation, members) = &groups[rng.below(groups.len() as u64) as usize];
-                    let user = members[rng.below(members.len() as u64) as usize];
-                    let n = tasks.len();
-                    tasks.push(tokio::spawn(send_until_answered(
-                        client.clone(),
-                        bases.clone(),
-                        0,
-                        format!("/conversations/{conversation}/messages"),
-                        tokens[&user].clone(),
-                        format!("crash-{n}"),
-                        format!("crash message {n} from {user}"),
-                        give_up.clone(),
-                        permit,
-                    )));
-                }
-            }
-            tasks
-        })
-    };
+    let generator = SendLoad {
+        groups: groups.clone(),
+        bases: vec![app.base.clone()],
+        tokens: (1..=USERS).map(|u| (u, app.token(u))).collect(),
+        rate: RATE,
+        duration: LOAD,
+        prefix: "crash",
+        max_in_flight: MAX_IN_FLIGHT,
+        request_timeout: REQUEST_TIMEOUT,
+    }
+    .start(give_up.clone());
 
     // The crashes.
     let load_started = Instant::now();
@@ -134,16 +110,7 @@ async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_command() {
 
     let tasks = generator.await.unwrap();
     let issued = tasks.len();
-    let mut acked = Vec::new();
-    let mut unanswered = Vec::new();
-    let mut refused = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Outcome::Acked(a) => acked.push(a),
-            u @ Outcome::Unanswered { .. } => unanswered.push(u),
-            r @ Outcome::Refused { .. } => refused.push(r),
-        }
-    }
+    let (acked, unanswered, refused) = outcomes(tasks).await;
     let load_ended = load_started.elapsed();
     assert!(refused.is_empty(), "sends refused for good: {:?}", &refused[..refused.len().min(5)]);
 
@@ -196,23 +163,9 @@ async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_command() {
 
     // 3. WebSocket: followers (through every crash) and a late subscriber from 0.
     let head = log.last().map(|e| e.position).unwrap_or(0);
-    let mut follower_connections = Vec::new();
-    let waited = Instant::now();
-    for (user, seen, _) in &followers {
-        let target = expected_frames(&log, &conversations_of(*user)).last().map(|f| f.0).unwrap_or(0);
-        while seen.load(Ordering::SeqCst) < target && waited.elapsed() < Duration::from_secs(30) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    stop_followers.cancel();
-    for (user, _, task) in followers {
-        let (frames, connections) = task.await.unwrap();
-        follower_connections.push(connections);
-        let expected = expected_frames(&log, &conversations_of(user));
-        let got = received(&frames);
-        assert_eq!(got.len(), expected.len(), "user {user}: one frame per event of their conversations");
-        assert!(got == expected, "user {user} received every event of their conversations once, in order");
-        assert!(connections > KILL_WINDOWS.len() as u32, "user {user} reconnected after each crash ({connections} connections)");
+    let follower_connections = check_followers(followers, &log, conversations_of, &stop_followers).await;
+    for (user, connections) in FOLLOWERS.iter().zip(&follower_connections) {
+        assert!(*connections > KILL_WINDOWS.len() as u32, "user {user} reconnected after each crash ({connections} connections)");
     }
     let late = Subscriber::connect(&app, LATE_SUBSCRIBER, Some(0)).await;
     assert!(late.ready_at >= head, "live from the head after replaying");

@@ -19,15 +19,14 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::load::{expected_frames, follow, read_log, received, send_until_answered, Acked, Outcome, Rng};
+use common::load::{check_followers, follow, outcomes, read_log, Acked, SendLoad};
 use common::nats_cluster::NatsCluster;
 use common::server_process::ServerProcess;
 use common::TestApp;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 const USERS: i64 = 30;
@@ -146,41 +145,20 @@ async fn three_api_processes_a_standby_projector_and_a_nats_cluster_survive_kill
         })
         .collect();
 
-    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).pool_max_idle_per_host(MAX_IN_FLIGHT).build().unwrap();
-    let tokens: HashMap<i64, String> = (1..=USERS).map(|u| (u, app.token(u))).collect();
     let give_up = Arc::new(Mutex::new(None));
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let load_started = Instant::now();
     let load_started_wall = chrono::Utc::now();
-    let generator = {
-        let (groups, bases, give_up, in_flight) = (groups.clone(), Arc::new(bases.clone()), give_up.clone(), in_flight.clone());
-        let mut rng = Rng::seeded();
-        tokio::spawn(async move {
-            let mut tasks = Vec::new();
-            let mut ticker = tokio::time::interval(Duration::from_millis(20));
-            while load_started.elapsed() < load_for {
-                ticker.tick().await;
-                for _ in 0..RATE / 50 {
-                    let permit = in_flight.clone().acquire_owned().await.unwrap();
-                    let (conversation, members) = &groups[rng.below(groups.len() as u64) as usize];
-                    let user = members[rng.below(members.len() as u64) as usize];
-                    let n = tasks.len();
-                    tasks.push(tokio::spawn(send_until_answered(
-                        client.clone(),
-                        bases.clone(),
-                        n % bases.len(),
-                        format!("/conversations/{conversation}/messages"),
-                        tokens[&user].clone(),
-                        format!("scale-{n}"),
-                        format!("scale message {n} from {user}"),
-                        give_up.clone(),
-                        permit,
-                    )));
-                }
-            }
-            tasks
-        })
-    };
+    let generator = SendLoad {
+        groups: groups.clone(),
+        bases: bases.clone(),
+        tokens: (1..=USERS).map(|u| (u, app.token(u))).collect(),
+        rate: RATE,
+        duration: load_for,
+        prefix: "scale",
+        max_in_flight: MAX_IN_FLIGHT,
+        request_timeout: REQUEST_TIMEOUT,
+    }
+    .start(give_up.clone());
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
         let (samples, pool, stop) = (samples.clone(), app.pool.clone(), stop_followers.clone());
@@ -210,14 +188,7 @@ async fn three_api_processes_a_standby_projector_and_a_nats_cluster_survive_kill
 
     let tasks = generator.await.unwrap();
     let issued = tasks.len();
-    let (mut acked, mut unanswered, mut refused) = (Vec::new(), Vec::new(), Vec::new());
-    for task in tasks {
-        match task.await.unwrap() {
-            Outcome::Acked(a) => acked.push(a),
-            u @ Outcome::Unanswered { .. } => unanswered.push(u),
-            r @ Outcome::Refused { .. } => refused.push(r),
-        }
-    }
+    let (acked, unanswered, refused) = outcomes(tasks).await;
     assert!(refused.is_empty(), "sends refused for good: {:?}", &refused[..refused.len().min(5)]);
     assert!(unanswered.is_empty(), "{} sends never answered, e.g. {:?}", unanswered.len(), &unanswered[..unanswered.len().min(3)]);
     assert!(app.wait_published(Duration::from_secs(60)).await, "the publisher caught up on the two NATS nodes left");
@@ -242,24 +213,8 @@ async fn three_api_processes_a_standby_projector_and_a_nats_cluster_survive_kill
         sqlx::query_as("SELECT position, recorded_at FROM event_log").fetch_all(&app.pool).await.expect("log times").into_iter().collect();
 
     // 3. Followers: every event of their conversations once, in order, through the kills.
-    let waited = Instant::now();
-    for (user, seen, _) in &followers {
-        let target = expected_frames(&log, &conversations_of(*user)).last().map(|f| f.0).unwrap_or(0);
-        while seen.load(Ordering::SeqCst) < target && waited.elapsed() < Duration::from_secs(30) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    stop_followers.cancel();
+    let connections = check_followers(followers, &log, conversations_of, &stop_followers).await;
     let _ = sampler.await;
-    let mut connections = Vec::new();
-    for (user, _, task) in followers {
-        let (frames, made) = task.await.unwrap();
-        connections.push(made);
-        let expected = expected_frames(&log, &conversations_of(user));
-        let got = received(&frames);
-        assert_eq!(got.len(), expected.len(), "user {user}: one frame per event of their conversations");
-        assert!(got == expected, "user {user} received every event of their conversations once, in order");
-    }
     assert!(connections[0] >= 2, "the follower of the killed API process resumed on another ({connections:?})");
 
     // 4. The read models equal a rebuild from the log.

@@ -2,7 +2,7 @@
 //! keys retried until answered, WebSocket followers that resume with
 //! `after_position`, and the event log as the audit reads it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -232,4 +234,102 @@ pub fn received(frames: &[Value]) -> Vec<(u64, String, Option<String>)> {
             (f["position"].as_u64().expect("position"), f["event"].as_str().expect("event").to_owned(), id)
         })
         .collect()
+}
+
+/// An open-loop load of sends: `rate` a second for `duration`, each by a
+/// random member of a random group, with its own key `{prefix}-{n}`, its
+/// first attempt on `bases[n % bases.len()]`.
+pub struct SendLoad {
+    pub groups: Vec<(String, Vec<i64>)>,
+    pub bases: Vec<String>,
+    pub tokens: HashMap<i64, String>,
+    pub rate: u64,
+    pub duration: Duration,
+    pub prefix: &'static str,
+    /// First attempts in flight at most (retries are not counted).
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+}
+
+impl SendLoad {
+    /// Starts issuing sends; the task answers every send's own task once the
+    /// load's duration is over. Clients give up retrying at `give_up`.
+    pub fn start(self, give_up: Arc<Mutex<Option<Instant>>>) -> JoinHandle<Vec<JoinHandle<Outcome>>> {
+        let client =
+            reqwest::Client::builder().timeout(self.request_timeout).pool_max_idle_per_host(self.max_in_flight).build().expect("client");
+        let in_flight = Arc::new(Semaphore::new(self.max_in_flight));
+        let bases = Arc::new(self.bases);
+        let mut rng = Rng::seeded();
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            let started = Instant::now();
+            let mut ticker = tokio::time::interval(Duration::from_millis(20));
+            while started.elapsed() < self.duration {
+                ticker.tick().await;
+                for _ in 0..self.rate / 50 {
+                    let permit = in_flight.clone().acquire_owned().await.expect("semaphore");
+                    let (conversation, members) = &self.groups[rng.below(self.groups.len() as u64) as usize];
+                    let user = members[rng.below(members.len() as u64) as usize];
+                    let n = tasks.len();
+                    tasks.push(tokio::spawn(send_until_answered(
+                        client.clone(),
+                        bases.clone(),
+                        n % bases.len(),
+                        format!("/conversations/{conversation}/messages"),
+                        self.tokens[&user].clone(),
+                        format!("{}-{n}", self.prefix),
+                        format!("{} message {n} from {user}", self.prefix),
+                        give_up.clone(),
+                        permit,
+                    )));
+                }
+            }
+            tasks
+        })
+    }
+}
+
+/// Every send's outcome, sorted: acknowledged, never answered, refused for good.
+pub async fn outcomes(tasks: Vec<JoinHandle<Outcome>>) -> (Vec<Acked>, Vec<Outcome>, Vec<Outcome>) {
+    let (mut acked, mut unanswered, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+    for task in tasks {
+        match task.await.expect("a send task") {
+            Outcome::Acked(a) => acked.push(a),
+            u @ Outcome::Unanswered { .. } => unanswered.push(u),
+            r @ Outcome::Refused { .. } => refused.push(r),
+        }
+    }
+    (acked, unanswered, refused)
+}
+
+/// A following user, the last position it saw, and its `follow` task.
+pub type Follower = (i64, Arc<AtomicU64>, JoinHandle<(Vec<Value>, u32)>);
+
+/// Waits (up to 30 s) until each follower has seen the last event of its
+/// conversations, stops them, and checks that each received every event of
+/// its conversations once, in order. Answers each one's connection count.
+pub async fn check_followers(
+    followers: Vec<Follower>,
+    log: &[LoggedEvent],
+    conversations_of: impl Fn(i64) -> HashSet<String>,
+    stop: &CancellationToken,
+) -> Vec<u32> {
+    let waited = Instant::now();
+    for (user, seen, _) in &followers {
+        let target = expected_frames(log, &conversations_of(*user)).last().map(|f| f.0).unwrap_or(0);
+        while seen.load(Ordering::SeqCst) < target && waited.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    stop.cancel();
+    let mut connections = Vec::new();
+    for (user, _, task) in followers {
+        let (frames, made) = task.await.expect("a follower task");
+        connections.push(made);
+        let expected = expected_frames(log, &conversations_of(user));
+        let got = received(&frames);
+        assert_eq!(got.len(), expected.len(), "user {user}: one frame per event of their conversations");
+        assert!(got == expected, "user {user} received every event of their conversations once, in order");
+    }
+    connections
 }
