@@ -58,3 +58,19 @@ impl ProjectionProgress {
         }
     }
 }
+
+/// Waits until `applied` moves (this process's projector), at most `poll`
+/// (another process's projector is seen only by polling); false if
+/// `shutdown` came first. A closed channel (no projector here) only polls.
+pub async fn wait_for_progress(applied: &mut watch::Receiver<u64>, poll: Duration, shutdown: &tokio_util::sync::CancellationToken) -> bool {
+    let changed = async {
+        if applied.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = changed => true,
+        _ = tokio::time::sleep(poll) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}

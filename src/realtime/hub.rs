@@ -19,6 +19,7 @@ use super::routing::{route, Routed};
 use super::{membership, replay, Frame};
 use crate::domain::UserId;
 use crate::event_store::{EventReader, StoreError};
+use crate::queries::progress::wait_for_progress;
 use crate::queries::{ProjectionProgress, ReadCache};
 
 /// Events routed per round, at most: a round is never larger than a
@@ -246,16 +247,8 @@ impl Dispatcher {
             match outcome {
                 Ok(true) => {}
                 Ok(false) => {
-                    let applied = &mut self.applied;
-                    let changed = async {
-                        if applied.changed().await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = changed => {}
-                        _ = tokio::time::sleep(POLL) => {}
-                        _ = shutdown.cancelled() => return,
+                    if !wait_for_progress(&mut self.applied, POLL, &shutdown).await {
+                        return;
                     }
                 }
                 Err(error) => {

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{touched, ReadCache};
 use crate::event_store::{EventReader, StoreError};
+use crate::queries::progress::wait_for_progress;
 use crate::queries::ProjectionProgress;
 
 /// Events read per round.
@@ -53,15 +54,8 @@ pub async fn follow(
         match outcome {
             Ok(true) => {}
             Ok(false) => {
-                let changed = async {
-                    if applied.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                };
-                tokio::select! {
-                    _ = changed => {}
-                    _ = tokio::time::sleep(POLL) => {}
-                    _ = shutdown.cancelled() => return,
+                if !wait_for_progress(&mut applied, POLL, &shutdown).await {
+                    return;
                 }
             }
             Err(error) => {
