@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,11 +46,6 @@ const FOLLOWERS: [i64; 2] = [1, 2];
 /// A user who connects at the end with `after_position=0`.
 const LATE_SUBSCRIBER: i64 = 7;
 
-/// The members of group `g` (0-based); the first is its owner.
-fn members(g: i64) -> Vec<i64> {
-    (0..GROUP_SIZE).map(|i| (g * (USERS / GROUPS) + i) % USERS + 1).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_command() {
     let started = Instant::now();
@@ -60,14 +55,8 @@ async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_command() {
     let mut rng = Rng::seeded();
 
     // Setup: users and groups, before any crash.
-    app.register_users(1..=USERS).await;
-    let mut groups = Vec::new();
-    for g in 0..GROUPS {
-        let m = members(g);
-        groups.push((app.create_group(m[0], &m[1..]).await, m));
-    }
-    let conversations_of =
-        |user: i64| -> HashSet<String> { groups.iter().filter(|(_, m)| m.contains(&user)).map(|(c, _)| c.clone()).collect() };
+    let groups = common::load::set_up_groups(&app, USERS, GROUPS, GROUP_SIZE).await;
+    let conversations_of = |user: i64| common::load::conversations_of(&groups, user);
 
     let stop_followers = CancellationToken::new();
     let followers: Vec<_> = FOLLOWERS

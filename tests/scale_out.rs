@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,10 +40,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_FOR_AFTER_LAST_KILL: Duration = Duration::from_secs(45);
 /// Users whose WebSocket follows the run, user i starting on API process i.
 const FOLLOWERS: [i64; 3] = [1, 2, 3];
-
-fn members(g: i64) -> Vec<i64> {
-    (0..GROUP_SIZE).map(|i| (g * (USERS / GROUPS) + i) % USERS + 1).collect()
-}
 
 fn free_base() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
@@ -124,14 +120,8 @@ async fn three_api_processes_a_standby_projector_and_a_nats_cluster_survive_kill
     let mut projectors = vec![leading_projector];
     projectors.push(ServerProcess::start_with(&app, &free_base(), &["projector"], &cluster.urls_from(1), &replicated).await);
 
-    app.register_users(1..=USERS).await;
-    let mut groups = Vec::new();
-    for g in 0..GROUPS {
-        let m = members(g);
-        groups.push((app.create_group(m[0], &m[1..]).await, m));
-    }
-    let conversations_of =
-        |user: i64| -> HashSet<String> { groups.iter().filter(|(_, m)| m.contains(&user)).map(|(c, _)| c.clone()).collect() };
+    let groups = common::load::set_up_groups(&app, USERS, GROUPS, GROUP_SIZE).await;
+    let conversations_of = |user: i64| common::load::conversations_of(&groups, user);
 
     let stop_followers = CancellationToken::new();
     let followers: Vec<_> = FOLLOWERS

@@ -333,3 +333,21 @@ pub async fn check_followers(
     }
     connections
 }
+
+/// Registers users `1..=users` and creates `groups` GROUPs of `size`
+/// consecutive users (wrapping, so each user is in `groups * size / users`);
+/// answers each group's id and members, its owner first.
+pub async fn set_up_groups(app: &TestApp, users: i64, groups: i64, size: i64) -> Vec<(String, Vec<i64>)> {
+    app.register_users(1..=users).await;
+    let mut made = Vec::new();
+    for g in 0..groups {
+        let members: Vec<i64> = (0..size).map(|i| (g * (users / groups) + i) % users + 1).collect();
+        made.push((app.create_group(members[0], &members[1..]).await, members));
+    }
+    made
+}
+
+/// The groups `user` is a member of.
+pub fn conversations_of(groups: &[(String, Vec<i64>)], user: i64) -> HashSet<String> {
+    groups.iter().filter(|(_, members)| members.contains(&user)).map(|(id, _)| id.clone()).collect()
+}

@@ -134,20 +134,19 @@ impl ReadCache {
             return None;
         }
         let mut state = shared.lock();
-        let outcome = match state.entries.peek(key) {
-            None => "miss",
-            Some(entry) if state.is_exact(entry.as_of, &entry.depends_on) => "hit",
-            Some(_) => "stale",
+        let State { entries, changed, everything_changed, .. } = &mut *state;
+        // One lookup: `get` also marks the entry as recently used.
+        let (outcome, answer) = match entries.get(key) {
+            None => ("miss", None),
+            Some(entry) if is_exact(changed, *everything_changed, entry.as_of, &entry.depends_on) => ("hit", Some(entry.answer.clone())),
+            Some(_) => ("stale", None),
         };
-        metrics::counter!("chat_read_cache_lookups_total", "outcome" => outcome).increment(1);
-        match outcome {
-            "hit" => state.entries.get(key).map(|entry| entry.answer.clone()),
-            "stale" => {
-                state.remove(key);
-                None
-            }
-            _ => None,
+        if outcome == "stale" {
+            state.remove(key);
         }
+        drop(state);
+        metrics::counter!("chat_read_cache_lookups_total", "outcome" => outcome).increment(1);
+        answer
     }
 
     /// Taken before reading the database for an answer to `insert`.
@@ -261,9 +260,8 @@ impl Shared {
 }
 
 impl State {
-    /// True if nothing `depends_on` names changed after `as_of`.
     fn is_exact(&self, as_of: u64, depends_on: &[Dependency]) -> bool {
-        self.everything_changed <= as_of && depends_on.iter().all(|part| self.changed.get(part).is_none_or(|at| *at <= as_of))
+        is_exact(&self.changed, self.everything_changed, as_of, depends_on)
     }
 
     fn remove(&mut self, key: &CacheKey) {
@@ -279,6 +277,11 @@ impl State {
         self.everything_changed = position;
         self.epoch += 1;
     }
+}
+
+/// True if nothing `depends_on` names changed after `as_of`.
+fn is_exact(changed: &HashMap<Dependency, u64>, everything_changed: u64, as_of: u64, depends_on: &[Dependency]) -> bool {
+    everything_changed <= as_of && depends_on.iter().all(|part| changed.get(part).is_none_or(|at| *at <= as_of))
 }
 
 #[cfg(test)]
